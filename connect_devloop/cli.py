@@ -1,0 +1,308 @@
+"""``connect-dev``: arguments → settings → run. The only module that prints errors, configures
+logging and picks exit codes (0 clean, 1 runtime failure, 2 usage or config error, 130 forced
+quit). Heavy modules (aiohttp, watchfiles, textual) are imported inside the commands so that
+``connect-dev --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .config import Config
+    from .errors import DevloopError
+    from .events import EventBus
+
+__all__ = ["attach_log", "main", "run_until_signalled", "run_up"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_FORCED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from .errors import ConfigError, DevloopError
+
+    try:
+        code: int = args.run(args)
+        return code
+    except ConfigError as exc:
+        _print_error(exc)
+        return EXIT_USAGE
+    except DevloopError as exc:
+        _print_error(exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FORCED
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="connect-dev",
+        description="A dev loop for Atlassian Connect add-ons written in any language: serves "
+        "atlassian-connect.json through a tunnel, installs it on your dev hosts, re-installs "
+        "on every save, and uninstalls on exit.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    parser.set_defaults(command=None)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the dev loop until Ctrl-C")
+    _add_config(up)
+    up.add_argument("--no-tui", action="store_true", help="log lines instead of the dashboard")
+    up.add_argument("--log-format", choices=("text", "json"), default=None,
+                    help="text (default without a terminal) or json: one object per line")
+    up.set_defaults(command="up", run=_cmd_up)
+
+    down = commands.add_parser("down", help="uninstall whatever an earlier run left installed")
+    _add_config(down)
+    down.set_defaults(command="down", run=_cmd_down)
+
+    validate = commands.add_parser("validate", help="check a descriptor offline")
+    _add_config(validate)
+    validate.add_argument("descriptor", nargs="?", help="descriptor file (default: from config)")
+    validate.set_defaults(command="validate", run=_cmd_validate)
+
+    host = commands.add_parser("host", help="run the emulated Jira/Confluence host")
+    host.add_argument("--port", type=int, default=2990, help="port on 127.0.0.1 (0 = any free)")
+    host.add_argument("--context", default="/jira", help='context path, e.g. /jira, /wiki, ""')
+    host.add_argument("--product", choices=("jira", "confluence"), default=None,
+                      help="product type (default: confluence for /wiki or /confluence)")
+    host.add_argument("--flavour", choices=("cloud", "server"), default="cloud",
+                      help="cloud has the development-mode setting; server has none")
+    host.add_argument("--user", action="append", metavar="NAME:PASSWORD",
+                      help="an admin account (repeatable; default admin:admin)")
+    host.add_argument("--dev-mode", choices=("on", "off"), default="on",
+                      help="Cloud development mode (off refuses descriptor-URL installs)")
+    host.add_argument("--ping-after", type=int, default=100, metavar="MS",
+                      help="pingAfter of install tasks in ms")
+    host.add_argument("--install-delay", type=int, default=0, metavar="MS",
+                      help="extra time each install takes, in ms")
+    _add_verbose(host)
+    host.set_defaults(command="host", run=_cmd_host)
+
+    demo = commands.add_parser(
+        "demo", help="emulated host + sample add-on + `up`, on loopback, no account needed"
+    )
+    demo.add_argument("--dir", default=None, help="project directory (default: a temporary one)")
+    demo.add_argument("--no-tui", action="store_true", help="log lines instead of the dashboard")
+    demo.add_argument("--log-format", choices=("text", "json"), default=None)
+    _add_verbose(demo)
+    demo.set_defaults(command="demo", run=_cmd_demo)
+    return parser
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", default=None,
+                        help="connect-dev.toml (default: ./connect-dev.toml)")
+    _add_verbose(parser)
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    # Accepted after the command too (`connect-dev up -v`); SUPPRESS keeps the top-level value.
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="debug logging on stderr")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        # aiohttp logs every aborted client connection at ERROR; they are expected here.
+        logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
+
+
+def _print_error(exc: DevloopError) -> None:
+    print(f"connect-dev: error: {exc}", file=sys.stderr)
+    if exc.hint:
+        print(f"  hint: {exc.hint}", file=sys.stderr)
+
+
+# --- up / demo ----------------------------------------------------------------------------------
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from .config import find_config, load_config
+
+    config = load_config(find_config(args.config))
+    return run_up(config, log_format=args.log_format, no_tui=args.no_tui)
+
+
+def run_up(config: Config, *, log_format: str | None, no_tui: bool) -> int:
+    """Run the dev loop in the foreground with signal handling. Shared by `up` and `demo`."""
+    import asyncio
+
+    from .events import EventBus
+
+    bus = EventBus()
+    attach_log(bus, sys.stdout, log_format, no_tui)
+    return asyncio.run(run_until_signalled(config, bus))
+
+
+def attach_log(bus: EventBus, stream: TextIO, log_format: str | None, no_tui: bool) -> None:
+    from .render import JsonLinesRenderer, TextRenderer
+
+    # The dashboard arrives with its own issue; until then a terminal gets the text log too.
+    del no_tui
+    if log_format == "json":
+        bus.subscribe(JsonLinesRenderer(stream))
+    else:
+        bus.subscribe(TextRenderer(stream))
+
+
+async def run_until_signalled(config: Config, bus: EventBus) -> int:
+    import asyncio
+
+    from .supervisor import Supervisor
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    supervisor = Supervisor(config, bus)
+    return await supervisor.run(stop)
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    """First Ctrl-C/SIGTERM: graceful teardown. Second: exit at once; the ledger keeps what
+    is left for `connect-dev down`."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            print("connect-dev: forced exit; run `connect-dev down` to remove what is left.",
+                  file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(EXIT_FORCED)
+        print(f"connect-dev: {signal.Signals(signum).name}: uninstalling "
+              "(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(project_dir=args.dir, log_format=args.log_format, no_tui=args.no_tui)
+
+
+# --- down ---------------------------------------------------------------------------------------
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .config import find_config, load_config
+    from .events import EventBus
+    from .render import TextRenderer
+    from .supervisor import run_down
+
+    config = load_config(find_config(args.config))
+    bus = EventBus()
+    bus.subscribe(TextRenderer(sys.stdout))
+    removed, left = asyncio.run(run_down(config, bus))
+    if removed == 0 and left == 0:
+        print(f"nothing to remove: the ledger ({config.ledger_path}) is empty")
+        return EXIT_OK
+    print(f"removed {removed} install(s); {left} left in {config.ledger_path}")
+    return EXIT_OK if left == 0 else EXIT_FAILURE
+
+
+# --- validate -----------------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import descriptor
+    from .config import CONFIG_FILE_NAME, find_config, load_config
+    from .errors import DescriptorError
+
+    if args.descriptor is not None:
+        path = Path(args.descriptor)
+    elif args.config is not None or Path(CONFIG_FILE_NAME).is_file():
+        path = load_config(find_config(args.config)).descriptor_path
+    else:
+        path = Path("atlassian-connect.json")
+    try:
+        revision = descriptor.load(path)
+    except DescriptorError as exc:
+        for problem in exc.problems:
+            print(problem.format(str(path)))
+        count = len(exc.problems)
+        print(f"{path}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
+        return EXIT_FAILURE
+    for warning in revision.warnings:
+        print(f"warning: {warning.format(str(path))}")
+    print(f"{path}: ok: {revision.key} (digest {revision.digest})")
+    return EXIT_OK
+
+
+# --- host ---------------------------------------------------------------------------------------
+
+
+def _cmd_host(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .errors import ConfigError
+    from .host import EmulatedHost, HostSettings, serve_forever
+
+    users: dict[str, str] = {}
+    for item in args.user or ["admin:admin"]:
+        name, sep, password = item.partition(":")
+        if not sep or not name:
+            raise ConfigError(f"--user {item!r}: expected NAME:PASSWORD",
+                              hint="e.g. --user admin:admin")
+        users[name] = password
+    context = "/" + args.context.strip("/") if args.context.strip("/") else ""
+    product = args.product or ("confluence" if context in ("/wiki", "/confluence") else "jira")
+    settings = HostSettings(
+        port=args.port,
+        context_path=context,
+        product=product,
+        flavour=args.flavour,
+        users=users,
+        dev_mode=args.dev_mode == "on",
+        ping_after_ms=args.ping_after,
+        install_delay_ms=args.install_delay,
+    )
+
+    def on_ready(host: EmulatedHost) -> None:
+        print(f"emulated {product} ({args.flavour}) at {host.base_url}", flush=True)
+        print(f"  UPM REST:   {host.base_url}/rest/plugins/1.0/", flush=True)
+        print(f"  install keys: CONNECT_KEYS_CDN_URL={host.keys_url}", flush=True)
+        print(f"  record:     {host.origin}/_emulator/record", flush=True)
+        print("  users:      " + ", ".join(users), flush=True)
+
+    try:
+        asyncio.run(serve_forever(settings, on_ready=on_ready))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
+                          hint="Pick another --port (0 = any free port).") from exc
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

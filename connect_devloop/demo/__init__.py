@@ -1,0 +1,103 @@
+"""`connect-dev demo`: the whole dev loop on loopback, no Atlassian account needed.
+
+Starts the emulated Jira, the sample add-on, and `up` against them, in a project directory that
+holds a real ``connect-dev.toml`` and ``atlassian-connect.json``: edit the descriptor and watch
+it re-install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from ..config import load_config
+from .addon import create_app
+
+__all__ = ["prepare_project", "run_demo", "serve_sample_addon"]
+
+CONFIG_TEMPLATE = """\
+# Written by `connect-dev demo`. Every key is explained in config.example.toml.
+descriptor = "atlassian-connect.json"
+
+[addon]
+url = "{addon_url}"        # the sample add-on (an aiohttp app started by the demo)
+
+[proxy]
+port = 0                   # any free port
+
+[tunnel]
+provider = "none"          # the emulated host is on loopback: no tunnel needed
+
+[[hosts]]
+name = "demo-jira"
+url = "{host_url}"
+product = "jira"
+username = "admin"
+password = "admin"         # inline passwords are fine for hosts on loopback
+"""
+
+
+def sample_descriptor() -> str:
+    return resources.files(__package__).joinpath("atlassian-connect.json").read_text("utf-8")
+
+
+def prepare_project(directory: Path, *, addon_url: str, host_url: str) -> Path:
+    """Write the demo's config (always) and descriptor (unless the user already edited one)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor = directory / "atlassian-connect.json"
+    if not descriptor.exists():
+        descriptor.write_text(sample_descriptor(), encoding="utf-8")
+    config = directory / "connect-dev.toml"
+    config.write_text(CONFIG_TEMPLATE.format(addon_url=addon_url, host_url=host_url), "utf-8")
+    return config
+
+
+@contextlib.asynccontextmanager
+async def serve_sample_addon(keys_url: str, port: int = 0) -> AsyncIterator[str]:
+    runner = web.AppRunner(create_app(keys_url), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def run_demo(*, project_dir: str | None, log_format: str | None, no_tui: bool) -> int:
+    directory = Path(project_dir) if project_dir else Path(
+        tempfile.mkdtemp(prefix="connect-dev-demo-")
+    )
+    return asyncio.run(_demo(directory.resolve(), log_format, no_tui))
+
+
+async def _demo(directory: Path, log_format: str | None, no_tui: bool) -> int:
+    from .. import cli
+    from ..events import EventBus
+    from ..host import run_host
+
+    async with run_host(context_path="/jira") as host, serve_sample_addon(host.keys_url) as addon:
+        config_path = prepare_project(directory, addon_url=addon, host_url=host.base_url)
+        config = load_config(config_path)
+        bus = EventBus()
+        cli.attach_log(bus, sys.stdout, log_format, no_tui)
+        if log_format != "json":
+            for line in (
+                "connect-dev demo: everything runs on 127.0.0.1; nothing leaves this machine.",
+                f"  emulated Jira:   {host.base_url}  (what it installed: "
+                f"{host.origin}/_emulator/record)",
+                f"  sample add-on:   {addon}",
+                f"  descriptor:      {config.descriptor_path}",
+                "  Edit the descriptor and save it: it is re-installed at once. "
+                "Ctrl-C uninstalls and exits.",
+            ):
+                print(line, flush=True)
+        return await cli.run_until_signalled(config, bus)

@@ -1,0 +1,195 @@
+"""The events every component reports, and the bus that carries them.
+
+Events are the public contract of DESIGN.md: each has a fixed ``event`` name and fields that may
+grow but are never renamed. The TUI, the text log and the JSON-lines log all render these same
+objects; none of them may carry a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "Deregistered",
+    "DeregistrationFailed",
+    "DescriptorInvalid",
+    "DescriptorLoaded",
+    "Event",
+    "EventBus",
+    "Lifecycle",
+    "Ready",
+    "Registered",
+    "Registering",
+    "RegistrationFailed",
+    "RequestServed",
+    "Stopped",
+    "TunnelClosed",
+    "TunnelOpened",
+    "Warning",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of all events. ``ts`` is wall-clock seconds since the epoch."""
+
+    name: ClassVar[str] = "event"
+    ts: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as its JSON-lines object: ``ts`` and ``event`` first, then the fields."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "ts"}
+        return {"ts": round(self.ts, 3), "event": self.name, **fields}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescriptorLoaded(Event):
+    name: ClassVar[str] = "descriptor_loaded"
+    key: str
+    digest: str
+    path: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescriptorInvalid(Event):
+    """``errors`` are ``Problem.to_dict()`` objects: path, message, line, column."""
+
+    name: ClassVar[str] = "descriptor_invalid"
+    errors: list[dict[str, Any]]
+    path: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TunnelOpened(Event):
+    name: ClassVar[str] = "tunnel_opened"
+    url: str
+    provider: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TunnelClosed(Event):
+    name: ClassVar[str] = "tunnel_closed"
+    provider: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Registering(Event):
+    """``reason``: startup | descriptor_changed | tunnel_changed | manual | recovery."""
+
+    name: ClassVar[str] = "registering"
+    host: str
+    reason: str
+    digest: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Registered(Event):
+    name: ClassVar[str] = "registered"
+    host: str
+    key: str
+    duration_ms: int
+    digest: str = ""
+    enabled: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistrationFailed(Event):
+    name: ClassVar[str] = "registration_failed"
+    host: str
+    error: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lifecycle(Event):
+    name: ClassVar[str] = "lifecycle"
+    host: str
+    event: str
+    client_key: str
+    verified: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        # The field named "event" would collide with the event name; the contract names the
+        # lifecycle kind "event" too, so the event's own name wins the key and the kind is kept
+        # under "lifecycle_event" as well as in the documented position.
+        data = super().to_dict()
+        data["event"] = self.name
+        data["lifecycle_event"] = self.event
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestServed(Event):
+    name: ClassVar[str] = "request"
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deregistered(Event):
+    name: ClassVar[str] = "deregistered"
+    host: str
+    key: str = ""
+    reason: str = "shutdown"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeregistrationFailed(Event):
+    name: ClassVar[str] = "deregistration_failed"
+    host: str
+    error: str
+    key: str = ""
+    hint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ready(Event):
+    name: ClassVar[str] = "ready"
+    public_url: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stopped(Event):
+    name: ClassVar[str] = "stopped"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Warning(Event):
+    name: ClassVar[str] = "warning"
+    message: str
+    hint: str | None = None
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Delivers each event synchronously, in order, to every subscriber.
+
+    Subscribers must be quick and must not raise; one that raises is logged and skipped so a
+    broken renderer can never stop an install or a teardown.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                logger.exception("event subscriber %r failed on %s", subscriber, event.name)

@@ -1,0 +1,52 @@
+"""How an emulated site is set up: product, context path, users, and the switches tests flip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["HostSettings", "normalise_context_path"]
+
+PRODUCTS = ("jira", "confluence")
+FLAVOURS = ("cloud", "server")
+
+
+@dataclass
+class HostSettings:
+    """One emulated Jira or Confluence site.
+
+    ``flavour="cloud"`` has Cloud's development-mode setting; ``"server"`` (Server/Data Center)
+    has none. ``uploads_enabled=False`` is a Data Center started without
+    ``-Dupm.plugin.upload.enabled=true``. ``require_signed_install`` refuses descriptors without
+    ``apiMigrations.signed-install`` as Cloud now does.
+    """
+
+    port: int = 0
+    bind: str = "127.0.0.1"
+    context_path: str = "/jira"
+    product: str = "jira"
+    flavour: str = "cloud"
+    users: dict[str, str] = field(default_factory=lambda: {"admin": "admin"})
+    non_admins: dict[str, str] = field(default_factory=dict)
+    dev_mode: bool = True
+    uploads_enabled: bool = True
+    ping_after_ms: int = 100
+    install_delay_ms: int = 0
+    callback_timeout_s: float = 10.0
+    descriptor_timeout_s: float = 10.0
+    require_signed_install: bool = False
+    client_key: str = ""  # "" = a new random one per site
+
+    def __post_init__(self) -> None:
+        self.context_path = normalise_context_path(self.context_path)
+        if self.product not in PRODUCTS:
+            raise ValueError(f"product must be one of {', '.join(PRODUCTS)}, not {self.product!r}")
+        if self.flavour not in FLAVOURS:
+            raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, not {self.flavour!r}")
+        if not self.users:
+            raise ValueError("at least one admin user is needed")
+
+
+def normalise_context_path(path: str) -> str:
+    """``"jira/"`` → ``"/jira"``; ``"/"`` and ``""`` → ``""`` (the site at the root)."""
+    stripped = path.strip().strip("/")
+    return f"/{stripped}" if stripped else ""

@@ -1,0 +1,213 @@
+"""The loopback proxy that the tunnel exposes.
+
+It answers ``GET /atlassian-connect.json`` itself with the descriptor rendered for the public URL,
+and forwards everything else to the add-on server unchanged: method, path, raw query, headers,
+and bodies streamed both ways (no decompression, no redirect following, no cookie jar), adding
+``X-Forwarded-For/Proto/Host`` so the add-on can rebuild its public URL. Every request is
+reported as a ``request`` event. It never exposes a control endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .descriptor import Revision, render_bytes
+from .events import Event, RequestServed
+
+__all__ = ["DESCRIPTOR_PATH", "Proxy"]
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTOR_PATH = "/atlassian-connect.json"
+
+# RFC 9110 §7.6.1 hop-by-hop headers, plus those aiohttp recomputes for each leg.
+_HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    )
+)
+
+
+class Proxy:
+    def __init__(
+        self,
+        addon_url: str,
+        emit: Callable[[Event], None],
+        *,
+        port: int = 0,
+        bind: str = "127.0.0.1",
+        upstream_timeout: float = 300.0,
+    ) -> None:
+        self.addon_url = addon_url.rstrip("/")
+        self._emit = emit
+        self._port = port
+        self._bind = bind
+        self._upstream_timeout = upstream_timeout
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._descriptor: bytes | None = None
+        self._revision: Revision | None = None
+        self._public_url = ""
+        self.url = ""
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1]) if self.url else self._port
+
+    async def start(self) -> None:
+        # Compression, redirects and cookies belong to the browser and the add-on, not to us.
+        self._session = aiohttp.ClientSession(
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
+                                          sock_read=self._upstream_timeout),
+        )
+        app = web.Application(client_max_size=0)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._bind, self._port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.close()
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"proxy port {self._port} on {self._bind} is not available: {exc.strerror}",
+                hint="Set [proxy] port to a free port, or 0 to pick any free port.",
+                key="proxy.port",
+            ) from exc
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        port = sockets[0].getsockname()[1] if sockets else self._port
+        self.url = f"http://{self._bind}:{port}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def publish(self, revision: Revision | None, public_url: str) -> None:
+        """Serve ``revision`` rendered for ``public_url`` from now on (None: nothing valid yet)."""
+        self._revision = revision
+        self._public_url = public_url
+        self._descriptor = (
+            render_bytes(revision.document, public_url) if revision is not None else None
+        )
+
+    @property
+    def descriptor(self) -> bytes | None:
+        return self._descriptor
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        status = 500
+        try:
+            if request.path == DESCRIPTOR_PATH and request.method in ("GET", "HEAD"):
+                response = self._serve_descriptor()
+            else:
+                response = await self._forward(request)
+            status = response.status
+            return response
+        except asyncio.CancelledError:
+            status = 499  # the client went away mid-request (nginx's convention)
+            raise
+        finally:
+            self._emit(
+                RequestServed(
+                    method=request.method,
+                    path=request.path_qs,
+                    status=status,
+                    duration_ms=round((time.monotonic() - started) * 1000, 2),
+                )
+            )
+
+    def _serve_descriptor(self) -> web.Response:
+        if self._descriptor is None:
+            return web.Response(
+                status=503,
+                text="connect-dev: no valid atlassian-connect.json yet; fix it and save.\n",
+            )
+        return web.Response(
+            body=self._descriptor,
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        target = self.addon_url + request.raw_path
+        headers = self._upstream_headers(request)
+        body = request.content if request.body_exists else None
+        try:
+            upstream = await self._session.request(
+                request.method,
+                target,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            )
+        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+            logger.debug("upstream %s failed: %r", target, exc)
+            reason = str(exc) or type(exc).__name__
+            return web.Response(
+                status=502,
+                text=(
+                    f"connect-dev proxy: the add-on server at {self.addon_url} did not answer "
+                    f"({reason}).\nStart it, or fix [addon] url in connect-dev.toml.\n"
+                ),
+            )
+        try:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    response.headers.add(name, value)
+            if upstream.headers.get("Content-Length") is None:
+                response.enable_chunked_encoding()
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        except (aiohttp.ClientError, ConnectionResetError) as exc:
+            logger.debug("streaming %s failed: %r", target, exc)
+            with contextlib.suppress(Exception):
+                if request.transport is not None:
+                    request.transport.close()
+            return response
+        finally:
+            upstream.release()
+
+    def _upstream_headers(self, request: web.Request) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in request.headers.items():
+            if name.lower() not in _HOP_BY_HOP and name.lower() != "host":
+                headers.add(name, value)
+        peer = request.remote or ""
+        previous = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+        # A tunnel agent in front of us (ngrok) already says https; keep what it said.
+        headers.setdefault("X-Forwarded-Proto", request.scheme)
+        headers.setdefault("X-Forwarded-Host", request.host)
+        return headers

@@ -1,0 +1,250 @@
+"""Per-host installs: single-flight, latest wins, leading edge first.
+
+Each host gets one ``HostRegistrar`` with one worker task, so at most one install is in flight per
+host. ``request()`` never blocks: it records the newest wanted ``Target`` and wakes the worker.
+
+Timing, chosen so a lone save installs at once and a burst of saves costs two installs:
+
+- *Leading edge*: a request that arrives while the worker is idle and more than ``settle``
+  seconds after the previous request is installed immediately — no debounce wait.
+- *Burst*: a request that arrives while an install is running, or within ``settle`` of the
+  previous request, only marks the host dirty. When the running install ends, the worker waits
+  until no request has come for ``settle`` seconds, then installs the newest target once.
+
+A formatter that writes twice on save, or an editor's save-all, therefore installs the first
+version immediately and the final one ``settle`` seconds after the last write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import HostConfig
+from .errors import DevloopError, LedgerError
+from .events import (
+    Deregistered,
+    DeregistrationFailed,
+    Event,
+    Registered,
+    Registering,
+    RegistrationFailed,
+)
+from .ledger import Ledger, new_entry
+from .upm import UpmClient
+
+__all__ = ["DEFAULT_SETTLE_SECONDS", "HostRegistrar", "Target"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SETTLE_SECONDS = 0.2
+DESCRIPTOR_PATH = "/atlassian-connect.json"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a host should have installed: a descriptor revision served at a public URL."""
+
+    key: str
+    digest: str
+    public_url: str
+
+    @property
+    def plugin_uri(self) -> str:
+        return self.public_url.rstrip("/") + DESCRIPTOR_PATH
+
+
+class HostRegistrar:
+    def __init__(
+        self,
+        host: HostConfig,
+        client: UpmClient | None,
+        ledger: Ledger,
+        emit: Callable[[Event], None],
+        *,
+        settle: float = DEFAULT_SETTLE_SECONDS,
+        unavailable: DevloopError | None = None,
+    ) -> None:
+        """``client`` is None (with ``unavailable`` saying why) when the host has no credentials:
+        every request then reports that error instead of calling the host."""
+        self.host = host
+        self._client = client
+        self._unavailable = unavailable
+        self._ledger = ledger
+        self._emit = emit
+        self._settle = settle
+        self._wanted: Target | None = None
+        self._reason = "startup"
+        self._force = False
+        self._installed: Target | None = None
+        self._last_request_at = float("-inf")
+        self._burst = False
+        self._busy = False
+        self._closed = False
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def installed(self) -> Target | None:
+        return self._installed
+
+    def start(self) -> None:
+        self._worker = asyncio.create_task(self._run(), name=f"registrar:{self.host.name}")
+
+    def request(self, target: Target, reason: str, *, force: bool = False) -> None:
+        """Ask for ``target`` to be installed; returns at once. The newest request wins."""
+        if self._closed:
+            return
+        now = time.monotonic()
+        if self._busy or now - self._last_request_at < self._settle:
+            self._burst = True
+        self._last_request_at = now
+        self._wanted = target
+        self._reason = reason
+        self._force = self._force or force
+        self._idle.clear()
+        self._wake.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until every request made so far has been handled (installed or failed)."""
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._burst:
+                await self._wait_for_quiet()
+            self._burst = False
+            target, reason, force = self._wanted, self._reason, self._force
+            self._force = False
+            if target is not None and (force or target != self._installed):
+                self._busy = True
+                try:
+                    await self._install(target, reason)
+                finally:
+                    self._busy = False
+            if not self._wake.is_set():
+                self._idle.set()
+
+    async def _wait_for_quiet(self) -> None:
+        # The deadline moves each time a request arrives, so sleep to it and look again.
+        while (remaining := self._last_request_at + self._settle - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(remaining)
+
+    async def _install(self, target: Target, reason: str) -> None:
+        self._emit(Registering(host=self.host.name, reason=reason, digest=target.digest))
+        if self._client is None:
+            error = self._unavailable or DevloopError("no client for this host")
+            self._emit(RegistrationFailed(host=self.host.name, error=error.message,
+                                          hint=error.hint))
+            return
+        started = time.monotonic()
+        try:
+            # Recorded before the POST: if we die mid-install the next run still cleans up.
+            self._ledger.record(
+                new_entry(self.host.name, self.host.base_url, self.host.username, target.key)
+            )
+            await self._client.check_dev_mode()
+            plugin = await self._client.install(target.plugin_uri)
+        except DevloopError as exc:
+            self._emit(RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
+            return
+        except Exception as exc:  # a bug must not kill the worker of this host
+            logger.exception("install on %s failed unexpectedly", self.host.name)
+            self._emit(RegistrationFailed(host=self.host.name, error=f"unexpected error: {exc!r}",
+                                          hint="This is a connect-devloop bug; please report it."))
+            return
+        self._installed = target
+        self._emit(
+            Registered(
+                host=self.host.name,
+                key=plugin.key,
+                duration_ms=round((time.monotonic() - started) * 1000),
+                digest=target.digest,
+                enabled=plugin.enabled,
+            )
+        )
+        if plugin.key != target.key:
+            logger.warning("%s installed key %s, expected %s", self.host.name, plugin.key,
+                           target.key)
+        await self._remove_other_keys(target.key)
+
+    async def _remove_other_keys(self, current_key: str) -> None:
+        """After the add-on key was renamed in the descriptor, the old key is still installed."""
+        try:
+            stale = [e for e in self._ledger.entries_for(self.host.base_url)
+                     if e.key != current_key]
+        except LedgerError as exc:
+            self._emit(DeregistrationFailed(host=self.host.name, error=exc.message,
+                                            hint=exc.hint))
+            return
+        for entry in stale:
+            await self._uninstall_key(entry.key, reason="key_changed")
+
+    async def close(self, grace: float) -> None:
+        """Stop taking requests, let a running install finish, then uninstall every key this
+        host may have. Bounded by ``grace`` seconds in all."""
+        self._closed = True
+        try:
+            async with asyncio.timeout(grace):
+                if self._busy:
+                    await self._idle.wait()
+                await self._stop_worker()
+                await self.uninstall_all(reason="shutdown")
+        except TimeoutError:
+            await self._stop_worker()
+            self._emit(
+                DeregistrationFailed(
+                    host=self.host.name,
+                    error=f"uninstall did not finish within {grace:g} s",
+                    hint="The ledger keeps the entry: run `connect-dev down` to retry.",
+                )
+            )
+
+    async def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    async def uninstall_all(self, reason: str) -> bool:
+        """Uninstall every key the ledger lists for this host. True when all are gone."""
+        try:
+            entries = self._ledger.entries_for(self.host.base_url)
+        except LedgerError as exc:
+            self._emit(DeregistrationFailed(host=self.host.name, error=exc.message,
+                                            hint=exc.hint))
+            return False
+        results = [await self._uninstall_key(entry.key, reason) for entry in entries]
+        return all(results)
+
+    async def _uninstall_key(self, key: str, reason: str) -> bool:
+        if self._client is None:
+            error = self._unavailable or DevloopError("no client for this host")
+            self._emit(DeregistrationFailed(host=self.host.name, key=key, error=error.message,
+                                            hint=error.hint))
+            return False
+        try:
+            await self._client.uninstall(key)
+        except DevloopError as exc:
+            self._emit(DeregistrationFailed(host=self.host.name, key=key, error=exc.message,
+                                            hint=exc.hint))
+            return False
+        try:
+            self._ledger.remove(self.host.base_url, key)
+        except LedgerError as exc:
+            self._emit(DeregistrationFailed(host=self.host.name, key=key, error=exc.message,
+                                            hint=exc.hint))
+            return False
+        if self._installed is not None and self._installed.key == key:
+            self._installed = None
+        self._emit(Deregistered(host=self.host.name, key=key, reason=reason))
+        return True

@@ -1,0 +1,98 @@
+"""``--log-format text``: one readable line per event.
+
+    12:04:31.207 descriptor  my-addon valid, digest 3f2a9c1b7d0e
+    12:04:31.240 [dev-jira]  installing (startup)
+    12:04:31.301 [dev-jira]  installed my-addon in 61 ms
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from ..events import (
+    Deregistered,
+    DeregistrationFailed,
+    DescriptorInvalid,
+    DescriptorLoaded,
+    Event,
+    Lifecycle,
+    Ready,
+    Registered,
+    Registering,
+    RegistrationFailed,
+    RequestServed,
+    Stopped,
+    TunnelClosed,
+    TunnelOpened,
+    Warning,
+)
+
+__all__ = ["TextRenderer", "format_event"]
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+
+
+def _hint(hint: str | None) -> str:
+    return f"\n             hint: {hint}" if hint else ""
+
+
+def _problem(error: dict[str, object], path: str) -> str:
+    where = ":".join(str(part) for part in (path, error.get("line"), error.get("column"))
+                     if part not in (None, ""))
+    return f"{where}: {error.get('path')}: {error.get('message')}"
+
+
+def format_event(event: Event) -> str:
+    """The text line for an event (may hold a second, indented hint line)."""
+    match event:
+        case DescriptorLoaded(key=key, digest=digest):
+            return f"descriptor  {key} valid, digest {digest}"
+        case DescriptorInvalid(errors=errors, path=path):
+            problems = "; ".join(_problem(error, path) for error in errors)
+            return (f"descriptor  INVALID, last good revision stays installed: {problems}")
+        case TunnelOpened(url=url, provider=provider):
+            return f"tunnel      {provider}: {url}"
+        case TunnelClosed(provider=provider):
+            return f"tunnel      {provider} closed"
+        case Registering(host=host, reason=reason):
+            return f"[{host}]  installing ({reason.replace('_', ' ')})"
+        case Registered(host=host, key=key, duration_ms=ms, enabled=enabled):
+            disabled = " but it is DISABLED on the host (enable it in Manage apps)"
+            return f"[{host}]  installed {key} in {ms} ms" + ("" if enabled else disabled)
+        case RegistrationFailed(host=host, error=error, hint=hint):
+            return f"[{host}]  install FAILED: {error}{_hint(hint)}"
+        case Lifecycle(host=host, event=kind, client_key=client_key, verified=verified):
+            check = "verified" if verified else "NOT verified"
+            return f"[{host}]  lifecycle {kind} from {client_key} ({check})"
+        case RequestServed(method=method, path=path, status=status, duration_ms=ms):
+            return f"request     {method} {path} -> {status} in {ms:.1f} ms"
+        case Deregistered(host=host, key=key, reason=reason):
+            why = "" if reason == "shutdown" else f" ({reason.replace('_', ' ')})"
+            return f"[{host}]  uninstalled {key}{why}"
+        case DeregistrationFailed(host=host, key=key, error=error, hint=hint):
+            return f"[{host}]  uninstall of {key or 'the add-on'} FAILED: {error}{_hint(hint)}"
+        case Ready(public_url=url):
+            return f"ready       descriptor at {url}/atlassian-connect.json; Ctrl-C to uninstall"
+        case Stopped():
+            return "stopped"
+        case Warning(message=message, hint=hint):
+            return f"warning     {message}{_hint(hint)}"
+    return f"{event.name}  {event.to_dict()}"
+
+
+class TextRenderer:
+    """Writes ``format_event`` lines with a timestamp; ``show`` filters (e.g. hide requests)."""
+
+    def __init__(self, stream: TextIO, *, show: Callable[[Event], bool] | None = None) -> None:
+        self._stream = stream
+        self._show = show
+
+    def __call__(self, event: Event) -> None:
+        if self._show is not None and not self._show(event):
+            return
+        self._stream.write(f"{_clock(event.ts)} {format_event(event)}\n")
+        self._stream.flush()

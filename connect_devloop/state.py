@@ -1,0 +1,116 @@
+"""What the dev loop looks like right now, built only from events by a pure reducer.
+
+``reduce(state, event)`` never mutates and never does I/O, so every view (TUI, text log,
+supervisor's readiness check) sees the same truth and tests can replay event lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .events import (
+    Deregistered,
+    DeregistrationFailed,
+    DescriptorInvalid,
+    DescriptorLoaded,
+    Event,
+    Ready,
+    Registered,
+    Registering,
+    RegistrationFailed,
+    RequestServed,
+    Stopped,
+    TunnelClosed,
+    TunnelOpened,
+)
+
+__all__ = ["HostState", "HostStatus", "State", "reduce"]
+
+MAX_RECENT_REQUESTS = 200
+
+
+class HostState:
+    PENDING = "pending"
+    INSTALLING = "installing"
+    INSTALLED = "installed"
+    FAILED = "failed"
+    UNINSTALLED = "uninstalled"
+    UNINSTALL_FAILED = "uninstall_failed"
+
+    # A host "has an outcome" once its latest install attempt ended, either way.
+    OUTCOMES = frozenset({INSTALLED, FAILED, UNINSTALLED, UNINSTALL_FAILED})
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    state: str = HostState.PENDING
+    reason: str = ""
+    key: str = ""
+    digest: str = ""
+    duration_ms: int | None = None
+    enabled: bool | None = None
+    error: str = ""
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    key: str = ""
+    digest: str = ""
+    descriptor_valid: bool | None = None
+    descriptor_errors: tuple[dict[str, Any], ...] = ()
+    tunnel_provider: str = ""
+    tunnel_url: str = ""
+    tunnel_open: bool = False
+    hosts: dict[str, HostStatus] = field(default_factory=dict)
+    recent_requests: tuple[RequestServed, ...] = ()
+    request_count: int = 0
+    ready: bool = False
+    stopped: bool = False
+
+    @classmethod
+    def initial(cls, host_names: list[str] | tuple[str, ...]) -> State:
+        return cls(hosts={name: HostStatus(name=name) for name in host_names})
+
+    def all_hosts_settled(self) -> bool:
+        return all(status.state in HostState.OUTCOMES for status in self.hosts.values())
+
+
+def _host(state: State, name: str, **changes: Any) -> State:
+    current = state.hosts.get(name, HostStatus(name=name))
+    return replace(state, hosts={**state.hosts, name: replace(current, **changes)})
+
+
+def reduce(state: State, event: Event) -> State:
+    match event:
+        case DescriptorLoaded(key=key, digest=digest):
+            return replace(state, key=key, digest=digest, descriptor_valid=True,
+                           descriptor_errors=())
+        case DescriptorInvalid(errors=errors):
+            return replace(state, descriptor_valid=False, descriptor_errors=tuple(errors))
+        case TunnelOpened(url=url, provider=provider):
+            return replace(state, tunnel_url=url, tunnel_provider=provider, tunnel_open=True)
+        case TunnelClosed():
+            return replace(state, tunnel_open=False)
+        case Registering(host=host, reason=reason):
+            return _host(state, host, state=HostState.INSTALLING, reason=reason, error="",
+                         hint=None)
+        case Registered(host=host, key=key, digest=digest, duration_ms=ms, enabled=enabled):
+            return _host(state, host, state=HostState.INSTALLED, key=key, digest=digest,
+                         duration_ms=ms, enabled=enabled, error="", hint=None)
+        case RegistrationFailed(host=host, error=error, hint=hint):
+            return _host(state, host, state=HostState.FAILED, error=error, hint=hint)
+        case Deregistered(host=host):
+            return _host(state, host, state=HostState.UNINSTALLED, enabled=None)
+        case DeregistrationFailed(host=host, error=error, hint=hint):
+            return _host(state, host, state=HostState.UNINSTALL_FAILED, error=error, hint=hint)
+        case RequestServed():
+            recent = (*state.recent_requests[-(MAX_RECENT_REQUESTS - 1):], event)
+            return replace(state, recent_requests=recent, request_count=state.request_count + 1)
+        case Ready():
+            return replace(state, ready=True)
+        case Stopped():
+            return replace(state, stopped=True)
+    return state

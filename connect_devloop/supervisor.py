@@ -1,0 +1,284 @@
+"""Startup order, the watch loop, and teardown of one `connect-dev up` run.
+
+Order on start: take the project lock → clean what a crashed run left (reason ``recovery``) →
+load the descriptor → start the proxy → open the tunnel → install on every host concurrently
+(``ready`` once each has an outcome) → watch the descriptor. On stop (the caller sets
+``stop``): stop watching → uninstall on every host concurrently, each bounded → close the
+tunnel → close the proxy → ``stopped``. Nothing here prints or handles signals; ``cli.py`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import aiohttp
+
+from . import descriptor as descriptors
+from .config import Config, HostConfig
+from .credentials import PasswordSource, resolve_password
+from .errors import DescriptorError, DevloopError, LedgerError
+from .events import (
+    DeregistrationFailed,
+    DescriptorInvalid,
+    DescriptorLoaded,
+    Event,
+    EventBus,
+    Ready,
+    Stopped,
+    TunnelClosed,
+    TunnelOpened,
+    Warning,
+)
+from .ledger import Ledger, ProjectLock
+from .proxy import Proxy
+from .registrar import DEFAULT_SETTLE_SECONDS, HostRegistrar, Target
+from .state import State, reduce
+from .tunnel import Tunnel, create_tunnel
+from .upm import UpmClient
+from .watcher import watch_file
+
+__all__ = ["Supervisor", "run_down"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEARDOWN_SECONDS = 10.0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        bus: EventBus,
+        *,
+        settle: float = DEFAULT_SETTLE_SECONDS,
+        teardown_timeout: float = DEFAULT_TEARDOWN_SECONDS,
+        password_sources: Sequence[PasswordSource] | None = None,
+        tunnel: Tunnel | None = None,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.state = State.initial([host.name for host in config.hosts])
+        self._settle = settle
+        self._teardown_timeout = teardown_timeout
+        self._password_sources = password_sources
+        self._tunnel = tunnel
+        self._revision: descriptors.Revision | None = None
+        self._public_url = ""
+        self._registrars: list[HostRegistrar] = []
+        self.proxy: Proxy | None = None
+        bus.subscribe(self._track_state)
+
+    def _track_state(self, event: Event) -> None:
+        self.state = reduce(self.state, event)
+
+    def _emit(self, event: Event) -> None:
+        self.bus.emit(event)
+
+    @property
+    def public_url(self) -> str:
+        return self._public_url
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Run until ``stop`` is set; return the exit code (0: clean teardown)."""
+        lock = ProjectLock(self.config.ledger_path.parent / "lock")
+        lock.acquire()
+        try:
+            async with _upm_session() as session:
+                return await self._run_locked(session, stop)
+        finally:
+            lock.release()
+
+    async def _run_locked(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> int:
+        ledger = Ledger(self.config.ledger_path)
+        self._registrars = [
+            _registrar(host, session, ledger, self._emit, self._settle, self._password_sources)
+            for host in self.config.hosts
+        ]
+        for message in self.config.warnings:
+            self._emit(Warning(message=message))
+        await _recover(ledger, self._registrars, self._emit)
+
+        self._revision = self._load_descriptor()
+        self.proxy = Proxy(self.config.addon_url, self._emit, port=self.config.proxy_port)
+        tunnel = self._tunnel or create_tunnel(self.config)
+        watch_stop = asyncio.Event()
+        watch_task: asyncio.Task[None] | None = None
+        try:
+            await self.proxy.start()
+            self._public_url = await tunnel.open(self.proxy.url)
+            self.proxy.publish(self._revision, self._public_url)
+            self._emit(TunnelOpened(url=self._public_url, provider=tunnel.provider))
+            if self.config.hosts and self._revision is None:
+                self._emit(Warning(message="nothing installed until the descriptor is valid"))
+            watch_task = asyncio.create_task(self._watch(watch_stop), name="watch descriptor")
+            for registrar in self._registrars:
+                registrar.start()
+                if self._revision is not None:
+                    registrar.request(self._target(self._revision), "startup")
+            ready_task = asyncio.create_task(self._announce_ready(), name="ready")
+            await stop.wait()
+            ready_task.cancel()
+        finally:
+            watch_stop.set()
+            if watch_task is not None:
+                await _cancel(watch_task)
+            clean = await self._teardown(tunnel)
+        return 0 if clean else 1
+
+    async def _announce_ready(self) -> None:
+        await asyncio.gather(*(registrar.wait_idle() for registrar in self._registrars))
+        self._emit(Ready(public_url=self._public_url))
+
+    async def _teardown(self, tunnel: Tunnel) -> bool:
+        results = await asyncio.gather(
+            *(registrar.close(self._teardown_timeout) for registrar in self._registrars),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                logger.error("teardown failed", exc_info=result)
+        try:
+            await tunnel.close()
+        finally:
+            if self._public_url:
+                self._emit(TunnelClosed(provider=tunnel.provider, reason="shutdown"))
+            if self.proxy is not None:
+                await self.proxy.close()
+            self._emit(Stopped())
+        try:
+            left = Ledger(self.config.ledger_path).entries()
+        except LedgerError:
+            return False
+        return not left
+
+    def _load_descriptor(self) -> descriptors.Revision | None:
+        path = self.config.descriptor_path
+        try:
+            revision = descriptors.load(path)
+        except DescriptorError as exc:
+            self._report_invalid(exc)
+            return None
+        self._report_loaded(revision)
+        return revision
+
+    def _report_loaded(self, revision: descriptors.Revision) -> None:
+        self._emit(DescriptorLoaded(key=revision.key, digest=revision.digest, path=revision.path))
+        for problem in revision.warnings:
+            self._emit(Warning(message=problem.format(revision.path)))
+
+    def _report_invalid(self, error: DescriptorError) -> None:
+        self._emit(
+            DescriptorInvalid(errors=[p.to_dict() for p in error.problems], path=error.file)
+        )
+
+    def _target(self, revision: descriptors.Revision) -> Target:
+        return Target(key=revision.key, digest=revision.digest, public_url=self._public_url)
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        path = self.config.descriptor_path
+        initial = self._revision.raw if self._revision is not None else None
+        async for raw in watch_file(path, stop_event=stop, initial=initial):
+            try:
+                revision = descriptors.parse(raw, path=str(path))
+            except DescriptorError as exc:
+                self._report_invalid(exc)
+                continue
+            changed = self._revision is None or revision.digest != self._revision.digest
+            self._revision = revision
+            assert self.proxy is not None
+            self.proxy.publish(revision, self._public_url)
+            self._report_loaded(revision)
+            if changed:
+                self.reinstall(reason="descriptor_changed", force=False)
+
+    def reinstall(self, host: str | None = None, *, reason: str = "manual",
+                  force: bool = True) -> None:
+        """Ask one host (or all) to install the current revision."""
+        if self._revision is None:
+            return
+        target = self._target(self._revision)
+        for registrar in self._registrars:
+            if host is None or registrar.host.name == host:
+                registrar.request(target, reason, force=force)
+
+
+def _registrar(
+    host: HostConfig,
+    session: aiohttp.ClientSession,
+    ledger: Ledger,
+    emit: Callable[[Event], None],
+    settle: float,
+    sources: Sequence[PasswordSource] | None,
+) -> HostRegistrar:
+    try:
+        password = resolve_password(host, sources)
+    except DevloopError as exc:
+        return HostRegistrar(host, None, ledger, emit, settle=settle, unavailable=exc)
+    client = UpmClient(session, host.base_url, host.username, password)
+    return HostRegistrar(host, client, ledger, emit, settle=settle)
+
+
+async def _recover(
+    ledger: Ledger, registrars: Sequence[HostRegistrar], emit: Callable[[Event], None]
+) -> bool:
+    """Uninstall what an earlier run left in the ledger. True when nothing is left."""
+    try:
+        entries = ledger.entries()
+    except LedgerError as exc:
+        emit(Warning(message=exc.message, hint=exc.hint))
+        return False
+    if not entries:
+        return True
+    known = {registrar.host.base_url for registrar in registrars}
+    for entry in entries:
+        if entry.url not in known:
+            emit(
+                DeregistrationFailed(
+                    host=entry.host,
+                    key=entry.key,
+                    error=f"{entry.url} is in the ledger but no longer in connect-dev.toml",
+                    hint="Add the host back to connect-dev.toml and run `connect-dev down`, or "
+                    f"uninstall {entry.key} by hand (Manage apps) and delete {ledger.path}.",
+                )
+            )
+    affected = [r for r in registrars if ledger.entries_for(r.host.base_url)]
+    results = await asyncio.gather(*(r.uninstall_all(reason="recovery") for r in affected))
+    return all(results) and all(entry.url in known for entry in entries)
+
+
+async def run_down(
+    config: Config, bus: EventBus, *, password_sources: Sequence[PasswordSource] | None = None
+) -> tuple[int, int]:
+    """`connect-dev down`: uninstall whatever the ledger lists. Returns (removed, left)."""
+    lock = ProjectLock(config.ledger_path.parent / "lock")
+    ledger = Ledger(config.ledger_path)
+    with lock.held():
+        before = len(ledger.entries())
+        async with _upm_session() as session:
+            registrars = [
+                _registrar(host, session, ledger, bus.emit, 0.0, password_sources)
+                for host in config.hosts
+            ]
+            await _recover(ledger, registrars, bus.emit)
+        left = len(ledger.entries())
+    return before - left, left
+
+
+@contextlib.asynccontextmanager
+async def _upm_session() -> AsyncIterator[aiohttp.ClientSession]:
+    # UPM answers JSON to scripts; cookies would let one host's session leak into another's.
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
