@@ -278,7 +278,8 @@ class _Reader:
         if not isinstance(value, dict):
             self.fail("", name, f"must be a table: write [{name}] on its own line")
         self.check_keys(name, value)
-        return value
+        table: Mapping[str, Any] = value
+        return table
 
     def get(self, data: Mapping[str, Any], table: str, key: str, kind: type, default: Any) -> Any:
         if key not in data:

@@ -1,8 +1,8 @@
 """Connect JWT: the canonical request, its query string hash (``qsh``), signing and verifying.
 
-Pure: no I/O. Implements PROTOCOL.md §4–§5 on top of PyJWT. Hosts sign requests to an add-on with
-HS256 and the tenant's ``sharedSecret``; install callbacks are signed with RS256 and a key the add-on
-fetches from a key server by ``kid``. Every signed request carries ``qsh``, the SHA-256 of
+Pure: no I/O. Implements PROTOCOL.md §4-§5 on top of PyJWT. Hosts sign requests to an add-on
+with HS256 and the tenant's ``sharedSecret``; install callbacks are signed with RS256 and a key the
+add-on fetches from a key server by ``kid``. Every signed request carries ``qsh``, the SHA-256 of
 ``METHOD&path&query`` in canonical form, so a token cannot be replayed against another URL.
 
 Verification raises ``JwtVerificationError`` whose ``reason`` is a short verdict a person can act
@@ -114,7 +114,9 @@ def query_string_hash(canonical: str) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def check_qsh(claims: Mapping[str, Any], canonical: str, *, allow_context_qsh: bool = False) -> None:
+def check_qsh(
+    claims: Mapping[str, Any], canonical: str, *, allow_context_qsh: bool = False
+) -> None:
     """Raise ``JwtVerificationError`` unless the token's ``qsh`` matches ``canonical``."""
     qsh = claims.get("qsh")
     if qsh is None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from .descriptor import Revision, render_bytes
 from .events import Event, RequestServed
@@ -95,8 +96,7 @@ class Proxy:
                 hint="Set [proxy] port to a free port, or 0 to pick any free port.",
                 key="proxy.port",
             ) from exc
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        port = sockets[0].getsockname()[1] if sockets else self._port
+        port = self._runner.addresses[0][1]
         self.url = f"http://{self._bind}:{port}"
 
     async def close(self) -> None:
@@ -122,6 +122,7 @@ class Proxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         status = 500
+        response: web.StreamResponse
         try:
             if request.path == DESCRIPTOR_PATH and request.method in ("GET", "HEAD"):
                 response = self._serve_descriptor()
@@ -156,7 +157,9 @@ class Proxy:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
-        target = self.addon_url + request.raw_path
+        # encoded=True: forward the raw path and query byte for byte. yarl would otherwise
+        # normalise escapes (%2A -> *), and the add-on must see exactly what the host sent.
+        target = URL(self.addon_url + request.raw_path, encoded=True)
         headers = self._upstream_headers(request)
         body = request.content if request.body_exists else None
         try:

@@ -78,9 +78,10 @@ class State:
         return all(status.state in HostState.OUTCOMES for status in self.hosts.values())
 
 
-def _host(state: State, name: str, **changes: Any) -> State:
-    current = state.hosts.get(name, HostStatus(name=name))
-    return replace(state, hosts={**state.hosts, name: replace(current, **changes)})
+def _host(snapshot: State, name: str, /, **changes: Any) -> State:
+    # Positional-only: "state" is also a HostStatus field passed through **changes.
+    current = snapshot.hosts.get(name, HostStatus(name=name))
+    return replace(snapshot, hosts={**snapshot.hosts, name: replace(current, **changes)})
 
 
 def reduce(state: State, event: Event) -> State:

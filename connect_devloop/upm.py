@@ -15,6 +15,7 @@ response bodies quoted in messages are scrubbed of it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
@@ -190,17 +191,17 @@ class UpmClient:
         self._origin = str(parsed.origin())
         self._request_timeout = request_timeout
         self._install_timeout = install_timeout
-        try:
-            basic = aiohttp.BasicAuth(username, password.reveal(), encoding="utf-8")
-        except ValueError as exc:
+        if ":" in username:
             raise AuthenticationError(
                 f"username {username!r} for {self.base_url} contains a ':'",
                 hint="HTTP Basic authentication cannot carry a ':' in the username; "
                 "Cloud usernames are the account's e-mail address.",
-            ) from exc
-        self._authorization = Secret(basic.encode())
+            )
+        # Built by hand: aiohttp.BasicAuth is deprecated in 3.14 and its repr shows the password.
+        credentials = f"{username}:{password.reveal()}".encode()
+        self._authorization = Secret("Basic " + base64.b64encode(credentials).decode("ascii"))
         self._secrets_to_scrub = tuple(
-            text
+            Secret(text)
             for text in (password.reveal(), self._authorization.reveal().removeprefix("Basic "))
             if len(text) >= MIN_REDACTED_CHARS
         )
@@ -295,14 +296,8 @@ class UpmClient:
 
     async def _submit_install(self, plugin_uri: str) -> Reply:
         body = json.dumps({"pluginUri": plugin_uri}).encode()
-        media_types = (
-            [self._install_type]
-            if self._install_type
-            else [
-                REMOTE_INSTALL_TYPE,
-                URI_INSTALL_TYPE,
-            ]
-        )
+        untried = [REMOTE_INSTALL_TYPE, URI_INSTALL_TYPE]
+        media_types = [self._install_type] if self._install_type else untried
         token_retries = 1
         while True:
             token = await self.fetch_token()
@@ -408,7 +403,9 @@ class UpmClient:
         return reply
 
     async def _confirm_upm_exists(self) -> None:
-        await self._get_upm_root()
+        # HEAD spares downloading every app's details; only a failure needs GET's body.
+        if (await self._send("HEAD", self.upm_url)).status != 200:
+            await self._get_upm_root()
 
     def _plugin_url(self, key: str) -> str:
         return f"{self.upm_url}{quote(key, safe='')}-key"
@@ -474,7 +471,7 @@ class UpmClient:
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets_to_scrub:
-            text = text.replace(secret, "***")
+            text = text.replace(secret.reveal(), "***")
         return text
 
 
@@ -571,8 +568,10 @@ def error_fields(body: object) -> Failure:
         (p[k] for p in places for k in ("errorMessage", "message") if isinstance(p.get(k), str)),
         None,
     )
+    # A task's statusCode is 200 while it runs; only an error code says anything.
     status_code = task_status(body).get("statusCode")
-    return Failure(sub_code, message, status_code if isinstance(status_code, int) else None)
+    failed_code = isinstance(status_code, int) and status_code >= 400
+    return Failure(sub_code, message, status_code if failed_code else None)
 
 
 def installed_plugin_ref(task: Mapping[str, Any]) -> str | None:
@@ -926,7 +925,7 @@ def explain_redirect(reply: Reply, host: HostIdentity) -> UpmError:
     )
 
 
-def explain_dev_mode_status(reply: Reply, host: HostIdentity) -> UpmError | None:
+def explain_forbidden_by_dev_mode(reply: Reply, host: HostIdentity) -> UpmError | None:
     failure = error_fields(reply.json_or_none())
     if (failure.sub_code or "").endswith("not.from.marketplace"):
         return explain_dev_mode_off(host, Failure(failure.sub_code, failure.error_message, 403))
@@ -939,7 +938,9 @@ def explain_unexpected_reply(reply: Reply, host: HostIdentity, *, doing: str) ->
     if reply.status == 401:
         return explain_captcha(reply, host) or explain_unauthorized(reply, host)
     if reply.status == 403:
-        return explain_dev_mode_status(reply, host) or explain_forbidden(reply, host, doing=doing)
+        return explain_forbidden_by_dev_mode(reply, host) or explain_forbidden(
+            reply, host, doing=doing
+        )
     fields = error_fields(reply.json_or_none())
     if reply.status >= 500:
         return UpmError(
@@ -995,7 +996,7 @@ def explain_unreachable(
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return HostUnreachableError(
-            f"cannot connect to {host.base_url}: {exc.strerror or 'connection failed'} ({where})",
+            f"cannot connect to {host.base_url}: {connect_failure(exc)} ({where})",
             hint="Is the product running and listening there? A local SDK host (atlas-run) "
             "takes minutes to start; Jira listens on 2990 and Confluence on 1990 by default.",
         )
@@ -1010,6 +1011,12 @@ def explain_unreachable(
         hint="The host or a proxy in front of it dropped the connection; try again, and check "
         "the host is healthy.",
     )
+
+
+def connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+    if isinstance(exc.os_error, ConnectionRefusedError):
+        return "connection refused"
+    return exc.strerror or "connection failed"
 
 
 def explain_request_timeout(

@@ -33,7 +33,9 @@ class SigningKey:
         ).decode("ascii")
         public_pem = (
             private_key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             .decode("ascii")
         )
         return cls(kid=str(uuid.uuid4()), private_pem=private_pem, public_pem=public_pem)

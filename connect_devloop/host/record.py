@@ -137,7 +137,7 @@ class HostRecord:
 
     def add(self, entry: object) -> None:
         """Append an entry to the list for its type and wake every ``wait_until``."""
-        target = {
+        target: list[Any] = {
             UpmCall: self.upm_calls,
             InstallPost: self.install_posts,
             InstallRecord: self.installs,
@@ -145,7 +145,7 @@ class HostRecord:
             UninstallRecord: self.uninstalls,
             CallbackRecord: self.callbacks,
             SentRequest: self.requests_sent,
-        }[type(entry)]
+        }[type(entry)]  # type: ignore[assignment]
         target.append(entry)
         self.notify()
 
@@ -177,7 +177,11 @@ class HostRecord:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    async def wait_until(self, predicate: Callable[[HostRecord], bool], timeout: float) -> None:
+    async def wait_until(
+        self,
+        predicate: Callable[[HostRecord], bool],
+        timeout: float,  # noqa: ASYNC109 - one call states the bound, for tests' readability
+    ) -> None:
         """Return as soon as ``predicate(self)`` is true; ``TimeoutError`` after ``timeout`` s."""
         async with asyncio.timeout(timeout):
             while not predicate(self):

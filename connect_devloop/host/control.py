@@ -1,0 +1,147 @@
+"""The control API under ``{origin}/_emulator``: lets tests and the CLI drive a site running in
+another process. No auth, so it answers loopback clients only."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .site import EmulatedHost
+
+__all__ = ["control_routes"]
+
+logger = logging.getLogger(__name__)
+
+
+def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
+    async def info(request: web.Request) -> web.Response:
+        if (refusal := _refuse_remote(request)) is not None:
+            return refusal
+        return web.json_response(host.describe())
+
+    async def record(request: web.Request) -> web.Response:
+        if (refusal := _refuse_remote(request)) is not None:
+            return refusal
+        return web.json_response(host.record.to_dict())
+
+    async def faults(request: web.Request) -> web.Response:
+        if (refusal := _refuse_remote(request)) is not None:
+            return refusal
+        body = await _json_object(request)
+        if body is None:
+            return _bad_request("send a JSON object")
+        problem = _fault_problem(body)
+        if problem is not None:
+            return _bad_request(problem)
+        if "fail_next" in body:
+            host.fail_next(
+                body["fail_next"],
+                body.get("fail_status", 500),
+                body.get("fail_message", host.DEFAULT_FAILURE_MESSAGE),
+            )
+        if "install_delay_ms" in body:
+            host.set_install_delay(body["install_delay_ms"])
+        if "dev_mode" in body:
+            host.set_dev_mode(body["dev_mode"])
+        if "uploads_enabled" in body:
+            host.set_uploads_enabled(body["uploads_enabled"])
+        return web.json_response(host.describe())
+
+    async def reset(request: web.Request) -> web.Response:
+        if (refusal := _refuse_remote(request)) is not None:
+            return refusal
+        host.reset()
+        return web.json_response(host.describe())
+
+    async def send(request: web.Request) -> web.Response:
+        if (refusal := _refuse_remote(request)) is not None:
+            return refusal
+        body = await _json_object(request)
+        if body is None:
+            return _bad_request("send a JSON object")
+        key, path = body.get("key"), body.get("path", "/")
+        method, style = body.get("method", "GET"), body.get("as", "iframe")
+        query = body.get("query") or {}
+        if not isinstance(key, str) or not isinstance(path, str) or not isinstance(method, str):
+            return _bad_request('"key", "path" and "method" must be strings')
+        if style not in ("iframe", "webhook"):
+            return _bad_request('"as" must be "iframe" or "webhook"')
+        if not isinstance(query, dict) or not all(
+            isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v))
+            for v in query.values()
+        ):
+            return _bad_request('"query" must map names to strings or lists of strings')
+        try:
+            answer = await host.send_request(
+                key, path, method=method, query=query, style=style, body=body.get("body")
+            )
+        except LookupError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response(answer.to_dict(), status=200 if answer.status else 502)
+
+    return [
+        web.get("/_emulator", info),
+        web.get("/_emulator/record", record),
+        web.post("/_emulator/faults", faults),
+        web.post("/_emulator/reset", reset),
+        web.post("/_emulator/send", send),
+    ]
+
+
+def _fault_problem(body: dict[str, Any]) -> str | None:
+    expected: dict[str, type] = {
+        "fail_next": int,
+        "fail_status": int,
+        "fail_message": str,
+        "install_delay_ms": int,
+        "dev_mode": bool,
+        "uploads_enabled": bool,
+    }
+    unknown = sorted(set(body) - set(expected))
+    if unknown:
+        return f"unknown fields: {', '.join(unknown)} (known: {', '.join(expected)})"
+    for name, kind in expected.items():
+        if name not in body:
+            continue
+        value = body[name]
+        # bool is an int in Python, but `"fail_next": true` is a caller's mistake.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{name} must be a {kind.__name__}"
+        if isinstance(value, int) and value < 0:
+            return f"{name} must not be negative"
+    status = body.get("fail_status", 500)
+    if isinstance(status, int) and not 400 <= status <= 599:
+        return "fail_status must be an HTTP error status (400-599)"
+    return None
+
+
+def _refuse_remote(request: web.Request) -> web.Response | None:
+    # The site may be bound to all interfaces (e.g. in a container); its controls stay local.
+    try:
+        local = request.remote is not None and ipaddress.ip_address(request.remote).is_loopback
+    except ValueError:
+        local = False
+    if local:
+        return None
+    logger.warning("refused control request from %s", request.remote)
+    return web.json_response({"error": "the control API answers loopback only"}, status=403)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    text = await request.text()
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _bad_request(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=400)

@@ -1,0 +1,122 @@
+"""Helpers for end-to-end tests: a recording add-on server and an in-process `up`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from connect_devloop.config import load_config
+from connect_devloop.events import EventBus
+from connect_devloop.supervisor import Supervisor
+
+from .conftest import EventLog
+
+
+@dataclass
+class RecordingAddon:
+    """An add-on server that accepts (or, on demand, rejects) lifecycle callbacks."""
+
+    url: str = ""
+    callbacks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    installed_status: int = 204
+
+
+@contextlib.asynccontextmanager
+async def recording_addon() -> AsyncIterator[RecordingAddon]:
+    addon = RecordingAddon()
+
+    async def lifecycle(request: web.Request) -> web.Response:
+        payload = await request.json()
+        addon.callbacks.append((request.path, payload))
+        status = addon.installed_status if request.path == "/installed" else 204
+        if status >= 400:
+            return web.Response(status=status, text="tenant store is down")
+        return web.Response(status=status)
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=f"page {request.path_qs}")
+
+    app = web.Application()
+    app.router.add_post("/installed", lifecycle)
+    app.router.add_post("/uninstalled", lifecycle)
+    app.router.add_get("/{tail:.*}", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    addon.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield addon
+    finally:
+        await runner.cleanup()
+
+
+def host_toml(name: str, url: str, *, password: str = "admin", username: str = "admin",
+              product: str = "jira") -> str:
+    return (
+        f'[[hosts]]\nname = "{name}"\nurl = "{url}"\nproduct = "{product}"\n'
+        f'username = "{username}"\npassword = "{password}"\n'
+    )
+
+
+def write_config(project: Path, addon_url: str, hosts: Sequence[str], *, port: int = 0) -> Path:
+    text = (
+        'descriptor = "atlassian-connect.json"\n'
+        f'[addon]\nurl = "{addon_url}"\n'
+        f"[proxy]\nport = {port}\n"
+        '[tunnel]\nprovider = "none"\n' + "".join(hosts)
+    )
+    path = project / "connect-dev.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@dataclass
+class Running:
+    supervisor: Supervisor
+    events: EventLog
+    stop: asyncio.Event
+    task: asyncio.Task[int]
+
+    async def shutdown(self, timeout: float = 20.0) -> int:
+        self.stop.set()
+        return await asyncio.wait_for(self.task, timeout)
+
+
+@contextlib.asynccontextmanager
+async def running_up(config_path: Path, *, settle: float = 0.2,
+                     wait_ready: bool = True) -> AsyncIterator[Running]:
+    """`connect-dev up` in this event loop; stopped (with teardown) on exit."""
+    events = EventLog()
+    bus = EventBus()
+    bus.subscribe(events)
+    supervisor = Supervisor(load_config(config_path), bus, settle=settle, teardown_timeout=5.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(supervisor.run(stop))
+    running = Running(supervisor, events, stop, task)
+    try:
+        if wait_ready:
+            await events.wait_event("ready", timeout=15)
+        yield running
+    finally:
+        if not task.done():
+            await running.shutdown()
+
+
+def save(path: Path, document_text: str) -> None:
+    """A plain save: truncate and write, like most editors without safe-write."""
+    path.write_text(document_text, encoding="utf-8")
+
+
+def installed_descriptors(record: Any) -> list[dict[str, Any]]:
+    return [install.descriptor for install in record.installs]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)

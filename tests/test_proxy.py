@@ -1,0 +1,212 @@
+"""The proxy against a real upstream aiohttp server on loopback."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from connect_devloop import descriptor
+from connect_devloop.proxy import Proxy
+
+from .conftest import EventLog, descriptor_text
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """An add-on server that echoes what it received and offers a few awkward responses."""
+    seen: list[dict[str, Any]] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        seen.append(
+            {
+                "method": request.method,
+                "raw_path": request.raw_path,
+                "headers": dict(request.headers),
+                "body_length": len(body),
+            }
+        )
+        return web.json_response(seen[-1], headers={"Set-Cookie": "session=abc; Path=/"})
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def gzipped(request: web.Request) -> web.Response:
+        return web.Response(
+            body=gzip.compress(b"x" * 1000),
+            headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"},
+        )
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for index in range(50):
+            await response.write(f"chunk {index}\n".encode())
+        await response.write_eof()
+        return response
+
+    async def teapot(request: web.Request) -> web.Response:
+        return web.Response(status=418, text="short and stout")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/redirect", redirect)
+    app.router.add_get("/gzip", gzipped)
+    app.router.add_get("/stream", streamed)
+    app.router.add_get("/teapot", teapot)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def proxy(
+    upstream: tuple[str, list[dict[str, Any]]], events: EventLog
+) -> AsyncIterator[Proxy]:
+    proxy = Proxy(upstream[0], events, port=0)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        yield session
+
+
+async def test_descriptor_is_rendered_for_the_public_url(
+    proxy: Proxy, client: aiohttp.ClientSession, upstream: Any
+) -> None:
+    async with client.get(f"{proxy.url}/atlassian-connect.json") as response:
+        assert response.status == 503
+        assert "no valid atlassian-connect.json yet" in await response.text()
+    revision = descriptor.parse(descriptor_text().encode())
+    proxy.publish(revision, "https://abc.example/")
+    async with client.get(f"{proxy.url}/atlassian-connect.json") as response:
+        assert response.status == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        served = json.loads(await response.read())
+    assert served["baseUrl"] == "https://abc.example"
+    assert served["key"] == "test-addon"
+    assert upstream[1] == [], "the descriptor must never be fetched from the add-on"
+
+
+async def test_forwards_method_path_raw_query_headers_and_body(
+    proxy: Proxy, client: aiohttp.ClientSession, upstream: Any
+) -> None:
+    body = b"a" * (3 * 1024 * 1024 + 17)
+    url = URL(f"{proxy.url}/api/items%2Fx?b=2&a=1+1&a=%2A&jwt=abc.def", encoded=True)
+    async with client.put(
+        url,
+        data=io.BytesIO(body),
+        headers={"X-Custom": "yes", "Authorization": "JWT t"},
+        skip_auto_headers=("Content-Type",),
+    ) as response:
+        assert response.status == 200
+        echoed = await response.json()
+        assert response.headers["Set-Cookie"] == "session=abc; Path=/"
+    assert echoed["method"] == "PUT"
+    assert echoed["raw_path"] == "/api/items%2Fx?b=2&a=1+1&a=%2A&jwt=abc.def"
+    assert echoed["body_length"] == len(body)
+    headers = echoed["headers"]
+    assert headers["X-Custom"] == "yes"
+    assert headers["Authorization"] == "JWT t"
+    assert headers["X-Forwarded-For"] == "127.0.0.1"
+    assert headers["X-Forwarded-Proto"] == "http"
+    assert headers["X-Forwarded-Host"] == proxy.url.removeprefix("http://")
+    assert headers["Host"] == upstream[0].removeprefix("http://")
+
+
+async def test_keeps_forwarded_headers_from_a_tunnel_agent_in_front(
+    proxy: Proxy, client: aiohttp.ClientSession
+) -> None:
+    headers = {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Host": "abc.ngrok.app",
+    }
+    async with client.get(f"{proxy.url}/x", headers=headers) as response:
+        echoed = (await response.json())["headers"]
+    assert echoed["X-Forwarded-Proto"] == "https"
+    assert echoed["X-Forwarded-Host"] == "abc.ngrok.app"
+    assert echoed["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
+
+
+async def test_passes_redirects_compression_streams_and_statuses_through(
+    proxy: Proxy, client: aiohttp.ClientSession
+) -> None:
+    async with client.get(f"{proxy.url}/redirect", allow_redirects=False) as response:
+        assert response.status == 302
+        assert response.headers["Location"] == "/elsewhere"
+    async with client.get(f"{proxy.url}/gzip") as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(await response.read()) == b"x" * 1000
+    async with client.get(f"{proxy.url}/stream") as response:
+        text = await response.text()
+        assert text.splitlines()[-1] == "chunk 49"
+        assert len(text.splitlines()) == 50
+    async with client.get(f"{proxy.url}/teapot") as response:
+        assert response.status == 418
+        assert await response.text() == "short and stout"
+
+
+async def test_requests_are_reported_as_events(
+    proxy: Proxy, client: aiohttp.ClientSession, events: EventLog
+) -> None:
+    async with client.post(f"{proxy.url}/installed?x=1", json={}) as response:
+        await response.read()
+    async with client.get(f"{proxy.url}/teapot") as response:
+        await response.read()
+    requests = events.of("request")
+    assert [(e.method, e.path, e.status) for e in requests] == [  # type: ignore[attr-defined]
+        ("POST", "/installed?x=1", 200),
+        ("GET", "/teapot", 418),
+    ]
+    assert all(e.duration_ms >= 0 for e in requests)  # type: ignore[attr-defined]
+
+
+async def test_add_on_down_gives_502_that_says_what_to_do(
+    events: EventLog, client: aiohttp.ClientSession
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    proxy = Proxy(f"http://127.0.0.1:{dead_port}", events, port=0)
+    await proxy.start()
+    try:
+        async with client.get(f"{proxy.url}/hello") as response:
+            assert response.status == 502
+            text = await response.text()
+    finally:
+        await proxy.close()
+    assert f"the add-on server at http://127.0.0.1:{dead_port} did not answer" in text
+    assert "fix [addon] url in connect-dev.toml" in text
+    assert [(e.path, e.status) for e in events.of("request")] == [("/hello", 502)]  # type: ignore[attr-defined]
+
+
+async def test_taken_port_is_a_config_error(events: EventLog) -> None:
+    from connect_devloop.errors import ConfigError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        proxy = Proxy("http://127.0.0.1:1", events, port=port)
+        with pytest.raises(ConfigError) as caught:
+            await proxy.start()
+    assert caught.value.key == "proxy.port"
+    assert f"proxy port {port} on 127.0.0.1 is not available" in caught.value.message
