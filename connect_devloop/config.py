@@ -177,7 +177,9 @@ def parse_config(text: str, path: Path) -> Config:
         descriptor_path=(path.parent / descriptor).resolve(),
         addon_url=addon_url.rstrip("/"),
         proxy_port=port,
-        tunnel=TunnelConfig(provider=provider, public_url=public_url),
+        tunnel=TunnelConfig(
+            provider=provider, public_url=public_url.rstrip("/") if public_url else None
+        ),
         hosts=tuple(hosts),
         warnings=tuple(warnings),
     )
@@ -197,7 +199,7 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
             reader.fail(table, "url", "is required: the site's base URL",
                         hint='e.g. url = "https://your-site.atlassian.net"')
         url = reader.url(entry, table, "url", reader.get(entry, table, "url", str, ""))
-        name = reader.get(entry, table, "name", str, "") or url
+        name = reader.get(entry, table, "name", str, "") or url.rstrip("/")
         product = reader.get(entry, table, "product", str, _guess_product(url))
         if product not in PRODUCTS:
             reader.fail(table, "product", f"{product!r} is not one of jira, confluence",
@@ -262,7 +264,13 @@ class _Reader:
 
     def fail(self, table: str, key: str, message: str, hint: str | None = None) -> Any:
         dotted = _dotted(table, key)
-        line = self.lines.line(table, key) or self.lines.table_line(table)
+        # A mistyped table header ([tunel], [[host]]) is found under its own name.
+        line = (
+            self.lines.line(table, key)
+            or self.lines.table_line(dotted)
+            or self.lines.table_line(f"{dotted}[0]")
+            or self.lines.table_line(table)
+        )
         raise ConfigError(message, hint=hint, file=self.file, line=line, key=dotted)
 
     def check_keys(self, table: str, data: Mapping[str, Any]) -> None:
@@ -351,15 +359,17 @@ def _did_you_mean(word: str, choices: Any) -> str | None:
 def _toml_type(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):
         return "a table"
-    return type(value).__name__
+    return f"a {type(value).__name__}"  # TOML dates and times
 
 
 _POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")

@@ -99,8 +99,9 @@ def resolve_password(host: HostConfig, sources: Sequence[PasswordSource] | None 
         if secret is not None:
             return secret
     if host.password_env:
+        state = "is empty" if host.password_env in os.environ else "is not set"
         raise CredentialsError(
-            f"host {host.name!r}: environment variable {host.password_env} is not set",
+            f"host {host.name!r}: environment variable {host.password_env} {state}",
             hint=f"export {host.password_env}=<API token> before `connect-dev up`, "
             "or set `password` in the [[hosts]] entry for a local host.",
         )

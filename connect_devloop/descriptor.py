@@ -116,9 +116,12 @@ def parse(raw: bytes, *, path: str = "atlassian-connect.json") -> Revision:
     errors = [p for p in located if p.severity == "error"]
     warnings = tuple(p for p in located if p.severity != "error")
     if errors:
-        raise DescriptorError(
-            path, errors, hint="Fix the fields named above; the last good revision stays installed."
+        hint = (
+            'A descriptor is a JSON object: {"key": ..., "baseUrl": ..., ...}.'
+            if errors[0].path == "$"
+            else "Fix the fields named above; the last good revision stays installed."
         )
+        raise DescriptorError(path, errors, hint=hint)
     assert isinstance(document, dict)
     return Revision(path=path, raw=raw, document=document, digest=digest_of(raw), warnings=warnings)
 
@@ -185,6 +188,9 @@ def _check_key(document: dict[str, Any]) -> Iterator[Problem]:
     key = document["key"]
     if not isinstance(key, str):
         yield Problem("$.key", _type_message("string", key))
+        return
+    if not key:
+        yield Problem("$.key", "must not be empty")
         return
     if not KEY_PATTERN.match(key):
         yield Problem("$.key", f"{key!r} may contain only letters, digits, '-', '.' and '_'")
@@ -258,7 +264,7 @@ def _check_lifecycle(document: dict[str, Any]) -> Iterator[Problem]:
         yield Problem("$.lifecycle", _type_message("object", lifecycle))
         return
     for event, path in lifecycle.items():
-        where = f"$.lifecycle.{event}"
+        where = _member_path("$.lifecycle", event)
         if event not in LIFECYCLE_EVENTS:
             yield Problem(
                 where,
@@ -365,7 +371,6 @@ def _positions(text: str) -> dict[str, tuple[int, int]]:
 
     For a member the position is that of its key, where an editor's cursor should go.
     """
-    positions: dict[str, tuple[int, int]] = {"$": (1, 1)}
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def line_col(offset: int) -> tuple[int, int]:
@@ -377,6 +382,9 @@ def _positions(text: str) -> dict[str, tuple[int, int]]:
             else:
                 high = middle - 1
         return low + 1, offset - line_starts[low] + 1
+
+    first = re.search(r"\S", text)
+    positions: dict[str, tuple[int, int]] = {"$": line_col(first.start()) if first else (1, 1)}
 
     # Each frame: [path, kind ("{" or "["), next array index, pending member key]
     stack: list[list[Any]] = []

@@ -117,9 +117,9 @@ class Lifecycle(Event):
     verified: bool
 
     def to_dict(self) -> dict[str, Any]:
-        # The field named "event" would collide with the event name; the contract names the
-        # lifecycle kind "event" too, so the event's own name wins the key and the kind is kept
-        # under "lifecycle_event" as well as in the documented position.
+        # DESIGN.md names the lifecycle kind "event", which collides with the line's own
+        # "event" key that every JSON line must carry; the line keeps "event": "lifecycle" and
+        # the kind goes under "lifecycle_event".
         data = super().to_dict()
         data["event"] = self.name
         data["lifecycle_event"] = self.event

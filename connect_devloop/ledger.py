@@ -59,7 +59,7 @@ class Ledger:
             return [LedgerEntry(**entry) for entry in data["entries"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise LedgerError(
-                f"{self.path}: the ledger is damaged ({exc})",
+                f"{self.path}: the ledger is damaged (not the JSON connect-dev writes)",
                 hint="Check the hosts it names by hand (Manage apps), then delete the file.",
             ) from exc
 
@@ -138,10 +138,11 @@ class ProjectLock:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = handle.read().strip()
             handle.close()
+            who = f" (pid {holder})" if holder else ""
             raise LedgerError(
-                f"another connect-dev is already running in this project (pid {holder})",
+                f"another connect-dev is already running in this project{who}",
                 hint="Stop it first (Ctrl-C in its terminal), or run this one from another "
                 "project directory.",
             ) from None

@@ -104,7 +104,8 @@ def reduce(state: State, event: Event) -> State:
         case RegistrationFailed(host=host, error=error, hint=hint):
             return _host(state, host, state=HostState.FAILED, error=error, hint=hint)
         case Deregistered(host=host):
-            return _host(state, host, state=HostState.UNINSTALLED, enabled=None)
+            return _host(state, host, state=HostState.UNINSTALLED, enabled=None, error="",
+                         hint=None)
         case DeregistrationFailed(host=host, error=error, hint=hint):
             return _host(state, host, state=HostState.UNINSTALL_FAILED, error=error, hint=hint)
         case RequestServed():

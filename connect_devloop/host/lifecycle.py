@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -71,13 +71,6 @@ class Installation:
     def signed_install(self) -> bool:
         migrations = self.descriptor.get("apiMigrations")
         return isinstance(migrations, dict) and migrations.get("signed-install") is True
-
-    @property
-    def uses_jwt(self) -> bool:
-        authentication = self.descriptor.get("authentication")
-        if not isinstance(authentication, dict):
-            return True
-        return str(authentication.get("type", "jwt")).lower() == "jwt"
 
     @property
     def name(self) -> str:
@@ -217,7 +210,8 @@ async def send_signed_request(
     if style not in ("iframe", "webhook"):
         raise ValueError(f"style must be 'iframe' or 'webhook', not {style!r}")
     method = method.upper()
-    params: list[tuple[str, str]] = []
+    path, _, inline_query = path.partition("?")
+    params = parse_qsl(inline_query, keep_blank_values=True)
     for name, value in (query or {}).items():
         if isinstance(value, str):
             params.append((name, value))
@@ -292,18 +286,24 @@ def _lifecycle_token(
 ) -> tuple[str | None, str]:
     """The callback's token and how it is signed ("RS256", "HS256" or "unsigned")."""
     base_path = urlsplit(installation.base_url).path
-    path = urlsplit(url).path
+    # A lifecycle path may carry a query of its own; it counts in the qsh like any other.
+    path, query = urlsplit(url).path, urlsplit(url).query
     if event in ("installed", "uninstalled") and installation.signed_install:
         claims = jwt.make_claims(
-            host.client_key, "POST", path, "", base_path, aud=[installation.base_url.rstrip("/")]
+            host.client_key,
+            "POST",
+            path,
+            query,
+            base_path,
+            aud=[installation.base_url.rstrip("/")],
         )
         key = host.signing_key
-        return jwt.encode_rs256(claims, key.private_pem, key.kid), "RS256"
+        return jwt.encode_rs256(claims, key.private_key, key.kid), "RS256"
     # Legacy: `installed` is signed with the secret it replaces, so a first install is unsigned.
     secret = previous_secret if event == "installed" else installation.shared_secret
     if secret is None:
         return None, "unsigned"
-    claims = jwt.make_claims(host.client_key, "POST", path, "", base_path)
+    claims = jwt.make_claims(host.client_key, "POST", path, query, base_path)
     return jwt.encode_hs256(claims, secret), "HS256"
 
 

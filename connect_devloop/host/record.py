@@ -120,6 +120,17 @@ class SentRequest:
     at: float = field(default_factory=_now)
 
 
+_LIST_FOR: dict[type, str] = {
+    UpmCall: "upm_calls",
+    InstallPost: "install_posts",
+    InstallRecord: "installs",
+    FailedInstall: "failed_installs",
+    UninstallRecord: "uninstalls",
+    CallbackRecord: "callbacks",
+    SentRequest: "requests_sent",
+}
+
+
 @dataclass
 class HostRecord:
     """Everything that happened on one site, in order, plus what is installed now."""
@@ -133,20 +144,13 @@ class HostRecord:
     requests_sent: list[SentRequest] = field(default_factory=list)
     # key -> {key, name, version, enabled, plugin_uri, descriptor, installed_at}
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+    _changed: asyncio.Event = field(
+        default_factory=asyncio.Event, init=False, repr=False, compare=False
+    )
 
     def add(self, entry: object) -> None:
         """Append an entry to the list for its type and wake every ``wait_until``."""
-        target: list[Any] = {
-            UpmCall: self.upm_calls,
-            InstallPost: self.install_posts,
-            InstallRecord: self.installs,
-            FailedInstall: self.failed_installs,
-            UninstallRecord: self.uninstalls,
-            CallbackRecord: self.callbacks,
-            SentRequest: self.requests_sent,
-        }[type(entry)]  # type: ignore[assignment]
-        target.append(entry)
+        getattr(self, _LIST_FOR[type(entry)]).append(entry)
         self.notify()
 
     def set_plugin(self, key: str, plugin: dict[str, Any]) -> None:
@@ -158,16 +162,8 @@ class HostRecord:
         self.notify()
 
     def clear(self) -> None:
-        for entries in (
-            self.upm_calls,
-            self.install_posts,
-            self.installs,
-            self.failed_installs,
-            self.uninstalls,
-            self.callbacks,
-            self.requests_sent,
-        ):
-            entries.clear()
+        for name in _LIST_FOR.values():
+            getattr(self, name).clear()
         self.plugins.clear()
         self.notify()
 
@@ -188,13 +184,8 @@ class HostRecord:
                 await self._changed.wait()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "upm_calls": [dataclasses.asdict(entry) for entry in self.upm_calls],
-            "install_posts": [dataclasses.asdict(entry) for entry in self.install_posts],
-            "installs": [dataclasses.asdict(entry) for entry in self.installs],
-            "failed_installs": [dataclasses.asdict(entry) for entry in self.failed_installs],
-            "uninstalls": [dataclasses.asdict(entry) for entry in self.uninstalls],
-            "callbacks": [dataclasses.asdict(entry) for entry in self.callbacks],
-            "requests_sent": [dataclasses.asdict(entry) for entry in self.requests_sent],
-            "plugins": {key: dict(plugin) for key, plugin in self.plugins.items()},
+        lists = {
+            name: [dataclasses.asdict(entry) for entry in getattr(self, name)]
+            for name in _LIST_FOR.values()
         }
+        return {**lists, "plugins": {key: dict(plugin) for key, plugin in self.plugins.items()}}

@@ -25,8 +25,9 @@ class HostSettings:
     context_path: str = "/jira"
     product: str = "jira"
     flavour: str = "cloud"
-    users: dict[str, str] = field(default_factory=lambda: {"admin": "admin"})
-    non_admins: dict[str, str] = field(default_factory=dict)
+    # repr=False: a logged or printed settings object must not show passwords.
+    users: dict[str, str] = field(default_factory=lambda: {"admin": "admin"}, repr=False)
+    non_admins: dict[str, str] = field(default_factory=dict, repr=False)
     dev_mode: bool = True
     uploads_enabled: bool = True
     ping_after_ms: int = 100

@@ -33,7 +33,9 @@ __all__ = ["TextRenderer", "format_event"]
 
 
 def _clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+    # Rounded like the JSON log's round(ts, 3), so both logs show the same millisecond.
+    seconds, millis = divmod(round(ts * 1000), 1000)
+    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{millis:03d}"
 
 
 def _hint(hint: str | None) -> str:
@@ -57,7 +59,7 @@ def format_event(event: Event) -> str:
         case TunnelOpened(url=url, provider=provider):
             return f"tunnel      {provider}: {url}"
         case TunnelClosed(provider=provider):
-            return f"tunnel      {provider} closed"
+            return f"tunnel      {provider or 'tunnel'} closed"
         case Registering(host=host, reason=reason):
             return f"[{host}]  installing ({reason.replace('_', ' ')})"
         case Registered(host=host, key=key, duration_ms=ms, enabled=enabled):
@@ -72,7 +74,7 @@ def format_event(event: Event) -> str:
             return f"request     {method} {path} -> {status} in {ms:.1f} ms"
         case Deregistered(host=host, key=key, reason=reason):
             why = "" if reason == "shutdown" else f" ({reason.replace('_', ' ')})"
-            return f"[{host}]  uninstalled {key}{why}"
+            return f"[{host}]  uninstalled {key or 'the add-on'}{why}"
         case DeregistrationFailed(host=host, key=key, error=error, hint=hint):
             return f"[{host}]  uninstall of {key or 'the add-on'} FAILED: {error}{_hint(hint)}"
         case Ready(public_url=url):

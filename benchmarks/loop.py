@@ -1,0 +1,272 @@
+"""Dev-loop figures against the emulated host on loopback (no install delay).
+
+    python benchmarks/loop.py [--saves 30] [--hosts 20] [--runs 5]
+
+Prints:
+  1. save → installed: time from writing the descriptor to the emulated host recording the
+     completed install (its own timestamp), median and p95 over --saves lone saves;
+  2. install POSTs per host for a burst of 20 saves in one second (and that the last one won);
+  3. time from start to `ready` with 1 host and with --hosts hosts (median of --runs), and ratio;
+  4. SIGINT → process exit of a real `connect-dev up` subprocess with --hosts hosts.
+For 3 and 4 the emulated hosts run in a separate process (hostfleet.py), as real hosts would.
+The machine is shared and noisy: figures are medians, and the targets are ratios where possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from connect_devloop.config import load_config
+from connect_devloop.events import Event, EventBus
+from connect_devloop.host import EmulatedHost, run_host
+from connect_devloop.supervisor import Supervisor
+
+DESCRIPTOR = {
+    "key": "bench-addon",
+    "name": "bench",
+    "baseUrl": "{{localBaseUrl}}",
+    "authentication": {"type": "jwt"},
+    "apiMigrations": {"signed-install": True},
+    "lifecycle": {"installed": "/installed", "uninstalled": "/uninstalled"},
+    "modules": {},
+}
+
+
+@contextlib.asynccontextmanager
+async def accepting_addon() -> AsyncIterator[str]:
+    """An add-on that accepts every lifecycle callback (verification is not what we time)."""
+
+    async def accept(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", accept)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def hosts(count: int) -> AsyncIterator[list[EmulatedHost]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(run_host()) for _ in range(count)]
+
+
+@dataclass
+class RemoteHost:
+    base_url: str
+    origin: str
+
+
+@contextlib.asynccontextmanager
+async def host_fleet(count: int) -> AsyncIterator[list[RemoteHost]]:
+    """``count`` emulated hosts in another process (see hostfleet.py)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).with_name("hostfleet.py")), str(count),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        yield [RemoteHost(**entry) for entry in json.loads(line)]
+    finally:
+        process.stdin.close()
+        await process.wait()
+
+
+async def installed_count(sites: list[RemoteHost]) -> int:
+    async with aiohttp.ClientSession() as session:
+        total = 0
+        for site in sites:
+            async with session.get(f"{site.origin}/_emulator/record") as response:
+                total += len((await response.json())["plugins"])
+        return total
+
+
+def write_project(directory: Path, addon_url: str,
+                  sites: list[EmulatedHost] | list[RemoteHost]) -> Path:
+    (directory / "atlassian-connect.json").write_text(json.dumps(DESCRIPTOR, indent=2))
+    entries = "".join(
+        f'[[hosts]]\nname = "h{n}"\nurl = "{site.base_url}"\nusername = "admin"\n'
+        'password = "admin"\n'
+        for n, site in enumerate(sites)
+    )
+    config = directory / "connect-dev.toml"
+    config.write_text(
+        f'[addon]\nurl = "{addon_url}"\n[proxy]\nport = 0\n[tunnel]\nprovider = "none"\n{entries}'
+    )
+    return config
+
+
+class Daemon:
+    """`up` in this event loop, with a way to await events."""
+
+    def __init__(self, config: Path) -> None:
+        self.bus = EventBus()
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+        self.bus.subscribe(self._record)
+        self.supervisor = Supervisor(load_config(config), self.bus)
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[int] | None = None
+
+    def _record(self, event: Event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.supervisor.run(self.stop))
+
+    async def wait(self, name: str, timeout: float = 30.0) -> Event:
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events:
+                    if event.name == name:
+                        return event
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await self.task
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def save_to_installed(saves: int) -> list[float]:
+    async with accepting_addon() as addon, hosts(1) as sites:
+        site = sites[0]
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory)
+            daemon = Daemon(write_project(path, addon, sites))
+            daemon.start()
+            await daemon.wait("ready")
+            latencies = []
+            for n in range(saves):
+                await asyncio.sleep(0.35)  # longer than the settle window: each is a lone save
+                before = len(site.record.installs)
+                written_at = time.time()
+                (path / "atlassian-connect.json").write_text(
+                    json.dumps({**DESCRIPTOR, "name": f"save {n}"}, indent=2)
+                )
+                await site.wait_for(lambda r, b=before: len(r.installs) > b, timeout=10)
+                latencies.append((site.record.installs[-1].at - written_at) * 1000)
+            await daemon.close()
+            return latencies
+
+
+async def burst_posts() -> tuple[int, bool]:
+    async with accepting_addon() as addon, hosts(1) as sites:
+        site = sites[0]
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory)
+            daemon = Daemon(write_project(path, addon, sites))
+            daemon.start()
+            await daemon.wait("ready")
+            await asyncio.sleep(0.35)  # start the burst as a user would: after a quiet gap
+            posts_before = len(site.record.install_posts)
+            for n in range(20):
+                (path / "atlassian-connect.json").write_text(
+                    json.dumps({**DESCRIPTOR, "name": f"burst {n}"}, indent=2)
+                )
+                await asyncio.sleep(0.05)
+            await site.wait_for(
+                lambda r: bool(r.installs) and r.installs[-1].descriptor["name"] == "burst 19",
+                timeout=10,
+            )
+            await asyncio.sleep(1.0)  # anything still coming would arrive now
+            posts = len(site.record.install_posts) - posts_before
+            last_won = site.record.installs[-1].descriptor["name"] == "burst 19"
+            await daemon.close()
+            return posts, last_won
+
+
+async def time_to_ready(count: int) -> float:
+    async with accepting_addon() as addon, host_fleet(count) as sites:
+        with tempfile.TemporaryDirectory() as directory:
+            daemon = Daemon(write_project(Path(directory), addon, sites))
+            started = time.perf_counter()
+            daemon.start()
+            await daemon.wait("ready")
+            elapsed = (time.perf_counter() - started) * 1000
+            installed = sum(1 for e in daemon.events if e.name == "registered")
+            assert installed == count, f"{installed} of {count} hosts installed"
+            await daemon.close()
+            return elapsed
+
+
+async def sigint_to_exit(count: int) -> tuple[float, int]:
+    async with accepting_addon() as addon, host_fleet(count) as sites:
+        with tempfile.TemporaryDirectory() as directory:
+            config = write_project(Path(directory), addon, sites)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "connect_devloop", "up", "--no-tui", "--log-format",
+                "json", "--config", str(config),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )
+            assert process.stdout is not None
+            async with asyncio.timeout(60):
+                while b'"event": "ready"' not in await process.stdout.readline():
+                    pass
+            started = time.perf_counter()
+            process.send_signal(signal.SIGINT)
+            await process.communicate()
+            elapsed = (time.perf_counter() - started) * 1000
+            left = await installed_count(sites)
+            assert process.returncode == 0
+            return elapsed, left
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--saves", type=int, default=30)
+    parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    latencies = await save_to_installed(args.saves)
+    print(f"save -> installed (1 host, {args.saves} lone saves): "
+          f"median {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms"
+          f"  [target: median <= 40 ms]")
+
+    posts, last_won = await burst_posts()
+    print(f"burst of 20 saves in 1 s: {posts} install POSTs per host, last save installed: "
+          f"{'yes' if last_won else 'NO'}  [target: <= 2]")
+
+    one = statistics.median([await time_to_ready(1) for _ in range(args.runs)])
+    many = statistics.median([await time_to_ready(args.hosts) for _ in range(args.runs)])
+    print(f"start -> ready: 1 host {one:.0f} ms, {args.hosts} hosts {many:.0f} ms, "
+          f"ratio {many / one:.2f}  [target: <= 2.0]")
+
+    exits = [await sigint_to_exit(args.hosts) for _ in range(3)]
+    median_exit = statistics.median(ms for ms, _ in exits)
+    left = sum(n for _, n in exits)
+    print(f"SIGINT -> exit with {args.hosts} hosts: median {median_exit:.0f} ms of 3 runs, "
+          f"installs left behind: {left}  [target: < 2000 ms]")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,67 @@
+"""`connect-dev demo` as a newcomer runs it: a subprocess, text output, edit, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+
+async def read_until(stream: asyncio.StreamReader, pattern: str, seen: list[str],
+                     timeout: float = 20.0) -> re.Match[str]:
+    async with asyncio.timeout(timeout):
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError("demo exited early:\n" + "".join(seen))
+            seen.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+
+async def fetch_record(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        data: dict[str, Any] = await response.json()
+        return data
+
+
+async def test_demo_installs_reinstalls_on_edit_and_cleans_up(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connect_devloop", "demo", "--no-tui", "--dir", str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        record_url = (await read_until(process.stdout, r"installed: (http://\S+)\)", seen))[1]
+        descriptor = Path(
+            (await read_until(process.stdout, r"descriptor:\s+(\S+)", seen))[1]
+        )
+        assert descriptor == tmp_path / "atlassian-connect.json"
+        await read_until(process.stdout, r"^\S+ ready ", seen)
+        record = await fetch_record(record_url)
+        assert [i["key"] for i in record["installs"]] == ["connect-devloop-demo"]
+        # The sample add-on verified the RS256 install signature and answered 204.
+        assert record["installs"][0]["signed"] == "RS256"
+        assert record["installs"][0]["callback_status"] == 204
+
+        document = json.loads(descriptor.read_text())
+        document["name"] = "edited by the test"
+        descriptor.write_text(json.dumps(document, indent=2))
+        await read_until(process.stdout, r"installed connect-devloop-demo in \d+ ms", seen)
+        record = await fetch_record(record_url)
+        assert record["installs"][-1]["descriptor"]["name"] == "edited by the test"
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 20)
+    output = "".join(seen) + out.decode()
+    assert process.returncode == 0, err.decode()
+    assert "[demo-jira]  uninstalled connect-devloop-demo" in output
+    assert output.rstrip().endswith("stopped")

@@ -1,0 +1,413 @@
+"""ledger.py: the atomic, private ledger file and the per-project lock (across processes)."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connect_devloop.errors import DevloopError, LedgerError
+from connect_devloop.ledger import Ledger, LedgerEntry, ProjectLock, new_entry
+
+DAMAGED_HINT = "Check the hosts it names by hand (Manage apps), then delete the file."
+LOCK_HINT = (
+    "Stop it first (Ctrl-C in its terminal), or run this one from another project directory."
+)
+
+# Holds a ProjectLock until killed; says "locked" once it has it.
+HOLDER = """
+import sys
+from pathlib import Path
+from connect_devloop.ledger import ProjectLock
+
+lock = ProjectLock(Path(sys.argv[1]))
+lock.acquire()
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def entry(
+    url: str = "https://a.atlassian.net", key: str = "my-addon", **changes: object
+) -> LedgerEntry:
+    fields: dict[str, object] = {
+        "host": "dev-jira",
+        "url": url,
+        "username": "me@example.com",
+        "key": key,
+        "since": 1_700_000_000.5,
+        "pid": 4242,
+    }
+    fields.update(changes)
+    return LedgerEntry(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(tmp_path / ".connect-dev" / "ledger.json")
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def test_missing_file_is_an_empty_ledger(ledger: Ledger) -> None:
+    assert ledger.entries() == []
+    assert ledger.entries_for("https://a.atlassian.net") == []
+    assert not ledger.path.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[]",
+        "null",
+        '{"version": 1}',
+        '{"entries": 5}',
+        '{"entries": [5]}',
+        '{"entries": [{"host": "h"}]}',
+        '{"entries": [{"host": "h", "url": "u", "username": "x", "key": "k", "since": 1, '
+        '"pid": 2, "extra": 3}]}',
+    ],
+)
+def test_damaged_file(ledger: Ledger, text: str) -> None:
+    ledger.path.parent.mkdir(parents=True)
+    ledger.path.write_text(text)
+
+    with pytest.raises(LedgerError) as info:
+        ledger.entries()
+
+    assert str(info.value).startswith(f"{ledger.path}: the ledger is damaged (")
+    assert str(info.value).endswith(")")
+    assert info.value.hint == DAMAGED_HINT
+    assert isinstance(info.value, DevloopError)
+    assert info.value.__cause__ is not None
+
+
+def test_damaged_file_message_names_the_file_not_python_internals(ledger: Ledger) -> None:
+    ledger.path.parent.mkdir(parents=True)
+    ledger.path.write_text("{")
+    with pytest.raises(LedgerError) as info:
+        ledger.entries()
+    assert str(info.value) == (
+        f"{ledger.path}: the ledger is damaged (not the JSON connect-dev writes)"
+    )
+    assert info.value.hint == (
+        "Check the hosts it names by hand (Manage apps), then delete the file."
+    )
+
+
+def test_damaged_file_blocks_record_and_remove(ledger: Ledger) -> None:
+    ledger.path.parent.mkdir(parents=True)
+    ledger.path.write_text("garbage")
+    with pytest.raises(LedgerError):
+        ledger.record(entry())
+    with pytest.raises(LedgerError):
+        ledger.remove("https://a.atlassian.net", "my-addon")
+    assert ledger.path.read_text() == "garbage"
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    with pytest.raises(LedgerError) as info:
+        ledger.entries()
+    assert str(info.value) == f"{tmp_path}: cannot read the ledger: Is a directory"
+    assert info.value.hint is None
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def test_record_writes_a_private_file_with_the_documented_format(ledger: Ledger) -> None:
+    ledger.record(entry())
+
+    assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
+    assert json.loads(ledger.path.read_text()) == {
+        "version": 1,
+        "comment": "Written by connect-dev: add-ons that may still be installed. "
+        "`connect-dev down` removes them.",
+        "entries": [
+            {
+                "host": "dev-jira",
+                "url": "https://a.atlassian.net",
+                "username": "me@example.com",
+                "key": "my-addon",
+                "since": 1_700_000_000.5,
+                "pid": 4242,
+            }
+        ],
+    }
+    assert ledger.path.read_text().endswith("}\n")
+    assert ledger.entries() == [entry()]
+
+
+def test_every_write_leaves_mode_0600_and_no_temp_file(ledger: Ledger) -> None:
+    ledger.path.parent.mkdir(parents=True)
+    ledger.path.write_text('{"version": 1, "entries": []}')
+    ledger.path.chmod(0o644)
+    inode = ledger.path.stat().st_ino
+
+    ledger.record(entry())
+    assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
+    # Replaced by rename, not rewritten in place: a reader never sees half a file.
+    assert ledger.path.stat().st_ino != inode
+
+    ledger.record(entry(key="other"))
+    ledger.remove("https://a.atlassian.net", "my-addon")
+    assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in ledger.path.parent.iterdir()) == ["ledger.json"]
+
+
+def test_mode_does_not_depend_on_the_umask(ledger: Ledger) -> None:
+    old = os.umask(0)
+    try:
+        ledger.record(entry())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
+
+
+def test_parent_that_is_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    ledger = Ledger(blocker / "ledger.json")
+
+    with pytest.raises(LedgerError) as info:
+        ledger.record(entry())
+
+    assert str(info.value) == f"{ledger.path}: cannot read the ledger: Not a directory"
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.record(entry())
+    before = ledger.path.read_bytes()
+
+    def no_space(source: object, target: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("connect_devloop.ledger.os.replace", no_space)
+    with pytest.raises(LedgerError) as info:
+        ledger.record(entry(key="other"))
+    monkeypatch.undo()
+
+    assert str(info.value) == (
+        f"{ledger.path}: cannot write the ledger: {os.strerror(errno.ENOSPC)}"
+    )
+    assert info.value.hint == "The project directory must be writable by connect-dev."
+    assert isinstance(info.value.__cause__, OSError)
+    assert ledger.path.read_bytes() == before
+    assert sorted(p.name for p in ledger.path.parent.iterdir()) == ["ledger.json"]
+
+
+def test_record_and_entries_for(ledger: Ledger) -> None:
+    a1 = entry("https://a.atlassian.net", "one")
+    a2 = entry("https://a.atlassian.net", "two")
+    b1 = entry("https://b.atlassian.net", "one", host="dev-b")
+
+    for item in (a1, a2, b1):
+        ledger.record(item)
+
+    assert ledger.entries() == [a1, a2, b1]
+    assert ledger.entries_for("https://a.atlassian.net") == [a1, a2]
+    assert ledger.entries_for("https://b.atlassian.net") == [b1]
+    assert ledger.entries_for("https://a.atlassian.net/") == []
+
+
+def test_same_url_and_key_from_the_same_pid_keeps_the_first_entry(ledger: Ledger) -> None:
+    first = entry(since=100.0)
+    ledger.record(first)
+    mtime = ledger.path.stat().st_mtime_ns
+
+    ledger.record(entry(since=200.0, host="renamed"))
+
+    assert ledger.entries() == [first]
+    assert ledger.path.stat().st_mtime_ns == mtime
+
+
+def test_same_url_and_key_from_another_pid_keeps_one_entry_and_the_first_since(
+    ledger: Ledger,
+) -> None:
+    ledger.record(entry(since=100.0, pid=1))
+    ledger.record(entry(key="other", since=150.0, pid=1))
+
+    ledger.record(entry(since=200.0, pid=2, username="admin"))
+
+    assert ledger.entries() == [
+        entry(key="other", since=150.0, pid=1),
+        entry(since=100.0, pid=2, username="admin"),
+    ]
+
+
+def test_remove(ledger: Ledger) -> None:
+    ledger.record(entry("https://a.atlassian.net", "one"))
+    ledger.record(entry("https://a.atlassian.net", "two"))
+    ledger.record(entry("https://b.atlassian.net", "one"))
+
+    ledger.remove("https://a.atlassian.net", "one")
+
+    assert ledger.entries() == [
+        entry("https://a.atlassian.net", "two"),
+        entry("https://b.atlassian.net", "one"),
+    ]
+    ledger.remove("https://a.atlassian.net", "two")
+    ledger.remove("https://b.atlassian.net", "one")
+    assert ledger.entries() == []
+    assert json.loads(ledger.path.read_text())["entries"] == []
+
+
+def test_remove_of_an_absent_entry_does_not_write(ledger: Ledger) -> None:
+    ledger.remove("https://a.atlassian.net", "my-addon")
+    assert not ledger.path.exists()
+
+    ledger.record(entry())
+    mtime = ledger.path.stat().st_mtime_ns
+    ledger.remove("https://a.atlassian.net", "other-key")
+    ledger.remove("https://other.atlassian.net", "my-addon")
+    assert ledger.path.stat().st_mtime_ns == mtime
+    assert ledger.entries() == [entry()]
+
+
+def test_reads_see_writes_of_another_ledger_object(ledger: Ledger) -> None:
+    Ledger(ledger.path).record(entry())
+    assert ledger.entries() == [entry()]
+
+
+def test_new_entry() -> None:
+    before = time.time()
+    made = new_entry("dev-jira", "https://a.atlassian.net", "me@example.com", "my-addon")
+    after = time.time()
+
+    assert (made.host, made.url, made.username, made.key, made.pid) == (
+        "dev-jira",
+        "https://a.atlassian.net",
+        "me@example.com",
+        "my-addon",
+        os.getpid(),
+    )
+    assert before <= made.since <= after
+
+
+# --- ProjectLock --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lock_path(tmp_path: Path) -> Path:
+    return tmp_path / ".connect-dev" / "lock"
+
+
+@pytest.fixture
+def holder(lock_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the project lock."""
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == "locked\n"
+            yield process
+        finally:
+            process.kill()
+            process.wait()
+
+
+def test_lock_writes_the_pid_and_creates_the_directory(lock_path: Path) -> None:
+    lock = ProjectLock(lock_path)
+    lock.acquire()
+    try:
+        assert lock_path.read_text() == str(os.getpid())
+    finally:
+        lock.release()
+
+
+def test_lock_is_exclusive_within_a_process(lock_path: Path) -> None:
+    first, second = ProjectLock(lock_path), ProjectLock(lock_path)
+    with first.held():
+        with pytest.raises(LedgerError) as info:
+            second.acquire()
+        assert str(info.value) == (
+            f"another connect-dev is already running in this project (pid {os.getpid()})"
+        )
+    # Released by held(): now the second one gets it.
+    with second.held():
+        assert lock_path.read_text() == str(os.getpid())
+
+
+def test_release_is_idempotent(lock_path: Path) -> None:
+    lock = ProjectLock(lock_path)
+    lock.release()
+    lock.acquire()
+    lock.release()
+    lock.release()
+    with lock.held():
+        pass
+
+
+def test_held_releases_on_error(lock_path: Path) -> None:
+    lock = ProjectLock(lock_path)
+    with pytest.raises(RuntimeError), lock.held():
+        raise RuntimeError("boom")
+    with ProjectLock(lock_path).held():
+        pass
+
+
+def test_lock_held_by_another_process_names_its_pid(
+    lock_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    with pytest.raises(LedgerError) as info:
+        ProjectLock(lock_path).acquire()
+
+    assert str(info.value) == (
+        f"another connect-dev is already running in this project (pid {holder.pid})"
+    )
+    assert info.value.hint == LOCK_HINT
+    # The failed attempt must not have overwritten the holder's pid.
+    assert lock_path.read_text() == str(holder.pid)
+
+
+def test_lock_is_released_when_its_holder_is_killed(
+    lock_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    with pytest.raises(LedgerError):
+        ProjectLock(lock_path).acquire()
+
+    holder.send_signal(signal.SIGKILL)
+    assert holder.wait() == -signal.SIGKILL
+
+    lock = ProjectLock(lock_path)
+    with lock.held():
+        assert lock_path.read_text() == str(os.getpid())
+
+
+def test_stale_pid_in_the_file_does_not_block(lock_path: Path) -> None:
+    lock_path.parent.mkdir(parents=True)
+    lock_path.write_text("999999999")
+    with ProjectLock(lock_path).held():
+        assert lock_path.read_text() == str(os.getpid())
+
+
+def test_lock_held_before_its_pid_is_written(lock_path: Path) -> None:
+    # The holder has the flock but has not written its pid yet (or is not a ProjectLock).
+    lock_path.parent.mkdir(parents=True)
+    with lock_path.open("a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LedgerError) as info:
+            ProjectLock(lock_path).acquire()
+    # Only the stable part: the "(pid another process)" wording is reported as unclear.
+    assert str(info.value).startswith("another connect-dev is already running in this project")
+    assert info.value.hint == LOCK_HINT

@@ -1,0 +1,400 @@
+"""render/: the plain text log and the JSON-lines log of the event stream."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+
+from connect_devloop.events import (
+    Deregistered,
+    DeregistrationFailed,
+    DescriptorInvalid,
+    DescriptorLoaded,
+    Event,
+    Lifecycle,
+    Ready,
+    Registered,
+    Registering,
+    RegistrationFailed,
+    RequestServed,
+    Stopped,
+    TunnelClosed,
+    TunnelOpened,
+    Warning,
+)
+from connect_devloop.render import JsonLinesRenderer, TextRenderer, format_event
+
+TS = 1_700_000_000.25  # 2023-11-14 22:13:20.250 UTC; .25 is exact in binary
+CLOCK = "22:13:20.250"
+HINT_INDENT = " " * 13  # under the text after "HH:MM:SS.mmm "
+PROBLEMS = [
+    {
+        "path": "$.key",
+        "message": "required field is missing",
+        "line": 1,
+        "column": 1,
+        "severity": "error",
+    },
+    {
+        "path": "$.scopes[1]",
+        "message": "'wirte' is not a Connect scope (did you mean 'write'?)",
+        "line": 9,
+        "column": 22,
+        "severity": "error",
+    },
+]
+
+
+def event_classes() -> set[type[Event]]:
+    """Every event of the public contract (not the ones these tests define)."""
+    return {cls for cls in Event.__subclasses__() if cls.__module__ == Event.__module__}
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """Local time is UTC for the test, so clock columns are fixed."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+# --- text: one exact line per event -------------------------------------------------------------
+
+TEXT_LINES: list[tuple[Event, str]] = [
+    (
+        DescriptorLoaded(ts=TS, key="my-addon", digest="3f2a9c1b7d0e", path="a.json"),
+        "descriptor  my-addon valid, digest 3f2a9c1b7d0e",
+    ),
+    (
+        DescriptorInvalid(ts=TS, errors=PROBLEMS, path="atlassian-connect.json"),
+        "descriptor  INVALID, last good revision stays installed: "
+        "atlassian-connect.json:1:1: $.key: required field is missing; "
+        "atlassian-connect.json:9:22: $.scopes[1]: 'wirte' is not a Connect scope "
+        "(did you mean 'write'?)",
+    ),
+    (
+        DescriptorInvalid(
+            ts=TS,
+            errors=[{"path": "$", "message": "file is empty", "line": None, "column": None}],
+            path="a.json",
+        ),
+        "descriptor  INVALID, last good revision stays installed: a.json: $: file is empty",
+    ),
+    (
+        DescriptorInvalid(ts=TS, errors=[PROBLEMS[1]]),
+        "descriptor  INVALID, last good revision stays installed: 9:22: $.scopes[1]: "
+        "'wirte' is not a Connect scope (did you mean 'write'?)",
+    ),
+    (
+        TunnelOpened(ts=TS, url="https://abc.ngrok.app", provider="ngrok"),
+        "tunnel      ngrok: https://abc.ngrok.app",
+    ),
+    (TunnelClosed(ts=TS, provider="ngrok"), "tunnel      ngrok closed"),
+    (Registering(ts=TS, host="dev-jira", reason="startup"), "[dev-jira]  installing (startup)"),
+    (
+        Registering(ts=TS, host="dev-jira", reason="descriptor_changed"),
+        "[dev-jira]  installing (descriptor changed)",
+    ),
+    (
+        Registering(ts=TS, host="dev-jira", reason="tunnel_changed"),
+        "[dev-jira]  installing (tunnel changed)",
+    ),
+    (
+        Registered(ts=TS, host="dev-jira", key="my-addon", duration_ms=61),
+        "[dev-jira]  installed my-addon in 61 ms",
+    ),
+    (
+        Registered(ts=TS, host="dev-jira", key="my-addon", duration_ms=61, enabled=False),
+        "[dev-jira]  installed my-addon in 61 ms but it is DISABLED on the host "
+        "(enable it in Manage apps)",
+    ),
+    (
+        RegistrationFailed(ts=TS, host="dev-jira", error="401 Unauthorized"),
+        "[dev-jira]  install FAILED: 401 Unauthorized",
+    ),
+    (
+        RegistrationFailed(
+            ts=TS, host="dev-jira", error="401 Unauthorized", hint="Check the API token."
+        ),
+        f"[dev-jira]  install FAILED: 401 Unauthorized\n{HINT_INDENT}hint: Check the API token.",
+    ),
+    (
+        Lifecycle(ts=TS, host="dev-jira", event="installed", client_key="jira:1", verified=True),
+        "[dev-jira]  lifecycle installed from jira:1 (verified)",
+    ),
+    (
+        Lifecycle(ts=TS, host="dev-jira", event="uninstalled", client_key="c", verified=False),
+        "[dev-jira]  lifecycle uninstalled from c (NOT verified)",
+    ),
+    (
+        RequestServed(ts=TS, method="GET", path="/page?x=1", status=200, duration_ms=3.25),
+        "request     GET /page?x=1 -> 200 in 3.2 ms",
+    ),
+    (
+        RequestServed(ts=TS, method="POST", path="/installed", status=500, duration_ms=12),
+        "request     POST /installed -> 500 in 12.0 ms",
+    ),
+    (
+        Deregistered(ts=TS, host="dev-jira", key="my-addon"),
+        "[dev-jira]  uninstalled my-addon",
+    ),
+    (
+        Deregistered(ts=TS, host="dev-jira", key="my-addon", reason="ledger_cleanup"),
+        "[dev-jira]  uninstalled my-addon (ledger cleanup)",
+    ),
+    (
+        DeregistrationFailed(ts=TS, host="dev-jira", error="timed out", key="my-addon"),
+        "[dev-jira]  uninstall of my-addon FAILED: timed out",
+    ),
+    (
+        DeregistrationFailed(ts=TS, host="dev-jira", error="timed out", hint="Run down."),
+        f"[dev-jira]  uninstall of the add-on FAILED: timed out\n{HINT_INDENT}hint: Run down.",
+    ),
+    (
+        Ready(ts=TS, public_url="https://abc.ngrok.app"),
+        "ready       descriptor at https://abc.ngrok.app/atlassian-connect.json; "
+        "Ctrl-C to uninstall",
+    ),
+    (Stopped(ts=TS), "stopped"),
+    (Warning(ts=TS, message="inline password"), "warning     inline password"),
+    (
+        Warning(ts=TS, message="inline password", hint="Use password_env."),
+        f"warning     inline password\n{HINT_INDENT}hint: Use password_env.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "line"), TEXT_LINES)
+def test_format_event(event: Event, line: str) -> None:
+    assert format_event(event) == line
+
+
+def test_every_event_kind_has_its_own_text() -> None:
+    kinds = {type(event) for event, _ in TEXT_LINES}
+    assert kinds == event_classes()
+    for event, line in TEXT_LINES:
+        assert not line.startswith(f"{event.name}  {{"), event
+
+
+@pytest.mark.usefixtures("utc")
+@pytest.mark.parametrize(("event", "line"), TEXT_LINES)
+def test_text_renderer_prefixes_the_clock(event: Event, line: str) -> None:
+    stream = io.StringIO()
+
+    TextRenderer(stream)(event)
+
+    assert stream.getvalue() == f"{CLOCK} {line}\n"
+
+
+@pytest.mark.usefixtures("utc")
+def test_hint_lines_up_under_the_message() -> None:
+    stream = io.StringIO()
+    TextRenderer(stream)(RegistrationFailed(ts=TS, host="h", error="e", hint="Do this."))
+
+    first, second = stream.getvalue().splitlines()
+    assert first == f"{CLOCK} [h]  install FAILED: e"
+    assert second == f"{HINT_INDENT}hint: Do this."
+    assert second.index("hint") == first.index("[h]")
+
+
+def test_clock_follows_local_time(utc: None) -> None:
+    expected = time.strftime("%H:%M:%S", time.localtime(TS)) + ".250"
+    assert expected == CLOCK
+    stream = io.StringIO()
+    TextRenderer(stream)(Stopped(ts=TS))
+    assert stream.getvalue() == f"{CLOCK} stopped\n"
+
+
+@pytest.mark.usefixtures("utc")
+@pytest.mark.parametrize(("fraction", "millis"), [(0.0, "000"), (0.5, "500"), (0.75, "750")])
+def test_clock_milliseconds(fraction: float, millis: str) -> None:
+    stream = io.StringIO()
+    TextRenderer(stream)(Stopped(ts=1_700_000_000 + fraction))
+    assert stream.getvalue() == f"22:13:20.{millis} stopped\n"
+
+
+@pytest.mark.usefixtures("utc")
+@pytest.mark.parametrize(
+    ("ts", "clock"), [(1_700_000_000.123, "22:13:20.123"), (1_700_000_000.001, "22:13:20.001")]
+)
+def test_clock_milliseconds_agree_with_the_json_log(ts: float, clock: str) -> None:
+    stream = io.StringIO()
+    TextRenderer(stream)(Stopped(ts=ts))
+    assert stream.getvalue() == f"{clock} stopped\n"
+    assert f"{Stopped(ts=ts).to_dict()['ts']:.3f}".endswith(clock[-4:])
+
+
+def test_deregistered_without_key() -> None:
+    assert (
+        format_event(Deregistered(ts=TS, host="dev-jira")) == "[dev-jira]  uninstalled the add-on"
+    )
+
+
+@pytest.mark.usefixtures("utc")
+def test_text_renderer_filter_and_flush() -> None:
+    class Stream(io.StringIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+            super().flush()
+
+    stream = Stream()
+    renderer = TextRenderer(stream, show=lambda event: not isinstance(event, RequestServed))
+
+    renderer(RequestServed(ts=TS, method="GET", path="/", status=200, duration_ms=1.0))
+    renderer(Stopped(ts=TS))
+
+    assert stream.getvalue() == f"{CLOCK} stopped\n"
+    assert stream.flushes == 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Custom(Event):
+    name: ClassVar[str] = "custom"
+    value: int
+
+
+def test_unknown_event_falls_back_to_its_dict() -> None:
+    assert format_event(Custom(ts=TS, value=3)) == (
+        "custom  {'ts': 1700000000.25, 'event': 'custom', 'value': 3}"
+    )
+
+
+# --- JSON lines ---------------------------------------------------------------------------------
+
+# Per DESIGN.md "Events": the fields each event must carry (more may be added).
+JSON_EVENTS: list[tuple[Event, dict[str, Any]]] = [
+    (
+        DescriptorLoaded(ts=TS, key="my-addon", digest="3f2a9c1b7d0e"),
+        {"event": "descriptor_loaded", "key": "my-addon", "digest": "3f2a9c1b7d0e"},
+    ),
+    (
+        DescriptorInvalid(ts=TS, errors=PROBLEMS),
+        {"event": "descriptor_invalid", "errors": PROBLEMS},
+    ),
+    (
+        TunnelOpened(ts=TS, url="https://abc.ngrok.app", provider="ngrok"),
+        {"event": "tunnel_opened", "url": "https://abc.ngrok.app", "provider": "ngrok"},
+    ),
+    (TunnelClosed(ts=TS), {"event": "tunnel_closed"}),
+    (
+        Registering(ts=TS, host="dev-jira", reason="descriptor_changed"),
+        {"event": "registering", "host": "dev-jira", "reason": "descriptor_changed"},
+    ),
+    (
+        Registered(ts=TS, host="dev-jira", key="my-addon", duration_ms=61),
+        {"event": "registered", "host": "dev-jira", "key": "my-addon", "duration_ms": 61},
+    ),
+    (
+        RegistrationFailed(ts=TS, host="dev-jira", error="boom", hint="Do this."),
+        {"event": "registration_failed", "host": "dev-jira", "error": "boom", "hint": "Do this."},
+    ),
+    (
+        RegistrationFailed(ts=TS, host="dev-jira", error="boom"),
+        {"event": "registration_failed", "host": "dev-jira", "error": "boom", "hint": None},
+    ),
+    (
+        Lifecycle(ts=TS, host="dev-jira", event="installed", client_key="c", verified=True),
+        {
+            # The lifecycle kind cannot also be "event"; see events.Lifecycle.to_dict.
+            "event": "lifecycle",
+            "host": "dev-jira",
+            "lifecycle_event": "installed",
+            "client_key": "c",
+            "verified": True,
+        },
+    ),
+    (
+        RequestServed(ts=TS, method="GET", path="/p", status=200, duration_ms=1.5),
+        {"event": "request", "method": "GET", "path": "/p", "status": 200, "duration_ms": 1.5},
+    ),
+    (Deregistered(ts=TS, host="dev-jira"), {"event": "deregistered", "host": "dev-jira"}),
+    (
+        DeregistrationFailed(ts=TS, host="dev-jira", error="timed out"),
+        {"event": "deregistration_failed", "host": "dev-jira", "error": "timed out"},
+    ),
+    (Ready(ts=TS), {"event": "ready"}),
+    (Stopped(ts=TS), {"event": "stopped"}),
+    (Warning(ts=TS, message="m"), {"event": "warning", "message": "m"}),
+]
+
+
+@pytest.mark.parametrize(("event", "fields"), JSON_EVENTS)
+def test_json_line_fields(event: Event, fields: dict[str, Any]) -> None:
+    stream = io.StringIO()
+
+    JsonLinesRenderer(stream)(event)
+
+    text = stream.getvalue()
+    assert text.endswith("\n")
+    assert text.count("\n") == 1
+    data = json.loads(text)
+    assert isinstance(data, dict)
+    assert list(data)[:2] == ["ts", "event"]
+    assert data["ts"] == TS
+    assert {key: data.get(key) for key in fields} == fields
+
+
+def test_json_lines_exact_output() -> None:
+    stream = io.StringIO()
+    renderer = JsonLinesRenderer(stream)
+
+    renderer(Registered(ts=1_700_000_000.123456, host="dev-jira", key="my-addon", duration_ms=61))
+    renderer(TunnelClosed(ts=TS, provider="ngrok", reason="stopped"))
+
+    assert stream.getvalue().splitlines() == [
+        '{"ts": 1700000000.123, "event": "registered", "host": "dev-jira", "key": "my-addon", '
+        '"duration_ms": 61, "digest": "", "enabled": true}',
+        '{"ts": 1700000000.25, "event": "tunnel_closed", "provider": "ngrok", "reason": "stopped"}',
+    ]
+
+
+def test_every_event_kind_is_one_json_object_per_line() -> None:
+    stream = io.StringIO()
+    renderer = JsonLinesRenderer(stream)
+    for event, _ in JSON_EVENTS:
+        renderer(event)
+
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == len(JSON_EVENTS)
+    names = [json.loads(line)["event"] for line in lines]
+    assert names == [event.name for event, _ in JSON_EVENTS]
+    assert {type(event) for event, _ in JSON_EVENTS} == event_classes()
+
+
+def test_json_lines_keep_unicode_and_newlines_inside_one_line() -> None:
+    stream = io.StringIO()
+    JsonLinesRenderer(stream)(
+        RegistrationFailed(ts=TS, host="Überprüfung ✓", error="line one\nline two")
+    )
+    text = stream.getvalue()
+    assert text.count("\n") == 1
+    assert "Überprüfung ✓" in text
+    assert json.loads(text)["error"] == "line one\nline two"
+
+
+def test_json_lines_serialise_unknown_values_as_strings() -> None:
+    @dataclass(frozen=True, kw_only=True)
+    class Odd(Event):
+        name: ClassVar[str] = "odd"
+        value: object
+
+    stream = io.StringIO()
+    JsonLinesRenderer(stream)(Odd(ts=TS, value=ValueError("x")))
+    assert json.loads(stream.getvalue()) == {"ts": TS, "event": "odd", "value": "x"}
