@@ -20,8 +20,7 @@ from connect_devloop.host import run_host
 async def main(count: int) -> None:
     async with contextlib.AsyncExitStack() as stack:
         hosts = [await stack.enter_async_context(run_host()) for _ in range(count)]
-        print(json.dumps([{"base_url": h.base_url, "origin": h.origin} for h in hosts]),
-              flush=True)
+        print(json.dumps([{"base_url": h.base_url, "origin": h.origin} for h in hosts]), flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)
 

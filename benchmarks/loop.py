@@ -81,10 +81,14 @@ class RemoteHost:
 async def host_fleet(count: int) -> AsyncIterator[list[RemoteHost]]:
     """``count`` emulated hosts in another process (see hostfleet.py)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).with_name("hostfleet.py")), str(count),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(Path(__file__).with_name("hostfleet.py")),
+        str(count),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
-    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout is not None
+    assert process.stdin is not None
     try:
         line = await asyncio.wait_for(process.stdout.readline(), 60)
         yield [RemoteHost(**entry) for entry in json.loads(line)]
@@ -102,8 +106,9 @@ async def installed_count(sites: list[RemoteHost]) -> int:
         return total
 
 
-def write_project(directory: Path, addon_url: str,
-                  sites: list[EmulatedHost] | list[RemoteHost]) -> Path:
+def write_project(
+    directory: Path, addon_url: str, sites: list[EmulatedHost] | list[RemoteHost]
+) -> Path:
     (directory / "atlassian-connect.json").write_text(json.dumps(DESCRIPTOR, indent=2))
     entries = "".join(
         f'[[hosts]]\nname = "h{n}"\nurl = "{site.base_url}"\nusername = "admin"\n'
@@ -223,9 +228,17 @@ async def sigint_to_exit(count: int) -> tuple[float, int]:
         with tempfile.TemporaryDirectory() as directory:
             config = write_project(Path(directory), addon, sites)
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "connect_devloop", "up", "--no-tui", "--log-format",
-                "json", "--config", str(config),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                sys.executable,
+                "-m",
+                "connect_devloop",
+                "up",
+                "--no-tui",
+                "--log-format",
+                "json",
+                "--config",
+                str(config),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
             )
             assert process.stdout is not None
             async with asyncio.timeout(60):
@@ -248,24 +261,32 @@ async def main() -> None:
     args = parser.parse_args()
 
     latencies = await save_to_installed(args.saves)
-    print(f"save -> installed (1 host, {args.saves} lone saves): "
-          f"median {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms"
-          f"  [target: median <= 40 ms]")
+    print(
+        f"save -> installed (1 host, {args.saves} lone saves): "
+        f"median {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms"
+        f"  [target: median <= 40 ms]"
+    )
 
     posts, last_won = await burst_posts()
-    print(f"burst of 20 saves in 1 s: {posts} install POSTs per host, last save installed: "
-          f"{'yes' if last_won else 'NO'}  [target: <= 2]")
+    print(
+        f"burst of 20 saves in 1 s: {posts} install POSTs per host, last save installed: "
+        f"{'yes' if last_won else 'NO'}  [target: <= 2]"
+    )
 
     one = statistics.median([await time_to_ready(1) for _ in range(args.runs)])
     many = statistics.median([await time_to_ready(args.hosts) for _ in range(args.runs)])
-    print(f"start -> ready: 1 host {one:.0f} ms, {args.hosts} hosts {many:.0f} ms, "
-          f"ratio {many / one:.2f}  [target: <= 2.0]")
+    print(
+        f"start -> ready: 1 host {one:.0f} ms, {args.hosts} hosts {many:.0f} ms, "
+        f"ratio {many / one:.2f}  [target: <= 2.0]"
+    )
 
     exits = [await sigint_to_exit(args.hosts) for _ in range(3)]
     median_exit = statistics.median(ms for ms, _ in exits)
     left = sum(n for _, n in exits)
-    print(f"SIGINT -> exit with {args.hosts} hosts: median {median_exit:.0f} ms of 3 runs, "
-          f"installs left behind: {left}  [target: < 2000 ms]")
+    print(
+        f"SIGINT -> exit with {args.hosts} hosts: median {median_exit:.0f} ms of 3 runs, "
+        f"installs left behind: {left}  [target: < 2000 ms]"
+    )
 
 
 if __name__ == "__main__":

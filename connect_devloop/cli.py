@@ -64,8 +64,12 @@ def _build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the dev loop until Ctrl-C")
     _add_config(up)
     up.add_argument("--no-tui", action="store_true", help="log lines instead of the dashboard")
-    up.add_argument("--log-format", choices=("text", "json"), default=None,
-                    help="text (default without a terminal) or json: one object per line")
+    up.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="text (default without a terminal) or json: one object per line",
+    )
     up.set_defaults(command="up", run=_cmd_up)
 
     down = commands.add_parser("down", help="uninstall whatever an earlier run left installed")
@@ -80,18 +84,40 @@ def _build_parser() -> argparse.ArgumentParser:
     host = commands.add_parser("host", help="run the emulated Jira/Confluence host")
     host.add_argument("--port", type=int, default=2990, help="port on 127.0.0.1 (0 = any free)")
     host.add_argument("--context", default="/jira", help='context path, e.g. /jira, /wiki, ""')
-    host.add_argument("--product", choices=("jira", "confluence"), default=None,
-                      help="product type (default: confluence for /wiki or /confluence)")
-    host.add_argument("--flavour", choices=("cloud", "server"), default="cloud",
-                      help="cloud has the development-mode setting; server has none")
-    host.add_argument("--user", action="append", metavar="NAME:PASSWORD",
-                      help="an admin account (repeatable; default admin:admin)")
-    host.add_argument("--dev-mode", choices=("on", "off"), default="on",
-                      help="Cloud development mode (off refuses descriptor-URL installs)")
-    host.add_argument("--ping-after", type=int, default=100, metavar="MS",
-                      help="pingAfter of install tasks in ms")
-    host.add_argument("--install-delay", type=int, default=0, metavar="MS",
-                      help="extra time each install takes, in ms")
+    host.add_argument(
+        "--product",
+        choices=("jira", "confluence"),
+        default=None,
+        help="product type (default: confluence for /wiki or /confluence)",
+    )
+    host.add_argument(
+        "--flavour",
+        choices=("cloud", "server"),
+        default="cloud",
+        help="cloud has the development-mode setting; server has none",
+    )
+    host.add_argument(
+        "--user",
+        action="append",
+        metavar="NAME:PASSWORD",
+        help="an admin account (repeatable; default admin:admin)",
+    )
+    host.add_argument(
+        "--dev-mode",
+        choices=("on", "off"),
+        default="on",
+        help="Cloud development mode (off refuses descriptor-URL installs)",
+    )
+    host.add_argument(
+        "--ping-after", type=int, default=100, metavar="MS", help="pingAfter of install tasks in ms"
+    )
+    host.add_argument(
+        "--install-delay",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="extra time each install takes, in ms",
+    )
     _add_verbose(host)
     host.set_defaults(command="host", run=_cmd_host)
 
@@ -107,15 +133,24 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", default=None,
-                        help="connect-dev.toml (default: ./connect-dev.toml)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=None,
+        help="connect-dev.toml (default: ./connect-dev.toml)",
+    )
     _add_verbose(parser)
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:
     # Accepted after the command too (`connect-dev up -v`); SUPPRESS keeps the top-level value.
-    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="debug logging on stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="debug logging on stderr",
+    )
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -188,12 +223,19 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
-            print("connect-dev: forced exit; run `connect-dev down` to remove what is left.",
-                  file=sys.stderr, flush=True)
+            print(
+                "connect-dev: forced exit; run `connect-dev down` to remove what is left.",
+                file=sys.stderr,
+                flush=True,
+            )
             sys.stdout.flush()
             os._exit(EXIT_FORCED)
-        print(f"connect-dev: {signal.Signals(signum).name}: uninstalling "
-              "(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        print(
+            f"connect-dev: {signal.Signals(signum).name}: uninstalling "
+            "(press Ctrl-C again to quit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -271,8 +313,9 @@ def _cmd_host(args: argparse.Namespace) -> int:
     for item in args.user or ["admin:admin"]:
         name, sep, password = item.partition(":")
         if not sep or not name:
-            raise ConfigError(f"--user {item!r}: expected NAME:PASSWORD",
-                              hint="e.g. --user admin:admin")
+            raise ConfigError(
+                f"--user {item!r}: expected NAME:PASSWORD", hint="e.g. --user admin:admin"
+            )
         users[name] = password
     context = "/" + args.context.strip("/") if args.context.strip("/") else ""
     product = args.product or ("confluence" if context in ("/wiki", "/confluence") else "jira")
@@ -297,8 +340,10 @@ def _cmd_host(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve_forever(settings, on_ready=on_ready))
     except OSError as exc:
-        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
-                          hint="Pick another --port (0 = any free port).") from exc
+        raise ConfigError(
+            f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
+            hint="Pick another --port (0 = any free port).",
+        ) from exc
     except KeyboardInterrupt:
         pass
     return EXIT_OK

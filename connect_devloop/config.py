@@ -158,15 +158,20 @@ def parse_config(text: str, path: Path) -> Config:
     addon = reader.table(data, "addon")
     proxy = reader.table(data, "proxy")
     tunnel = reader.table(data, "tunnel")
-    addon_url = reader.url(addon, "addon", "url", reader.get(addon, "addon", "url", str,
-                                                                "http://localhost:3000"))
+    addon_url = reader.url(
+        addon, "addon", "url", reader.get(addon, "addon", "url", str, "http://localhost:3000")
+    )
     port = reader.get(proxy, "proxy", "port", int, 8000)
     if not 0 <= port <= 65535:
         reader.fail("proxy", "port", f"{port} is not a port number (0-65535; 0 = any free port)")
     provider = reader.get(tunnel, "tunnel", "provider", str, "auto")
     if provider not in PROVIDERS:
-        reader.fail("tunnel", "provider", f"{provider!r} is not one of {', '.join(PROVIDERS)}",
-                    hint=_did_you_mean(provider, PROVIDERS))
+        reader.fail(
+            "tunnel",
+            "provider",
+            f"{provider!r} is not one of {', '.join(PROVIDERS)}",
+            hint=_did_you_mean(provider, PROVIDERS),
+        )
     public_url = reader.get(tunnel, "tunnel", "public_url", str, "") or None
     if public_url is not None:
         reader.url(tunnel, "tunnel", "public_url", public_url)
@@ -196,28 +201,47 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
         table = f"hosts[{index}]"
         reader.check_keys(table, entry)
         if "url" not in entry:
-            reader.fail(table, "url", "is required: the site's base URL",
-                        hint='e.g. url = "https://your-site.atlassian.net"')
+            reader.fail(
+                table,
+                "url",
+                "is required: the site's base URL",
+                hint='e.g. url = "https://your-site.atlassian.net"',
+            )
         url = reader.url(entry, table, "url", reader.get(entry, table, "url", str, ""))
         name = reader.get(entry, table, "name", str, "") or url.rstrip("/")
         product = reader.get(entry, table, "product", str, _guess_product(url))
         if product not in PRODUCTS:
-            reader.fail(table, "product", f"{product!r} is not one of jira, confluence",
-                        hint=_did_you_mean(product, PRODUCTS))
+            reader.fail(
+                table,
+                "product",
+                f"{product!r} is not one of jira, confluence",
+                hint=_did_you_mean(product, PRODUCTS),
+            )
         _check_confluence_cloud_path(reader, table, url, product)
         if "username" not in entry:
-            reader.fail(table, "username", "is required",
-                        hint="Cloud: your Atlassian account e-mail; local SDK hosts: admin")
+            reader.fail(
+                table,
+                "username",
+                "is required",
+                hint="Cloud: your Atlassian account e-mail; local SDK hosts: admin",
+            )
         username = reader.get(entry, table, "username", str, "")
         password_env = reader.get(entry, table, "password_env", str, "") or None
         if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
-            reader.fail(table, "password_env",
-                        f"{password_env!r} is not an environment variable name",
-                        hint="Name the variable (e.g. JIRA_API_TOKEN), not its value.")
+            reader.fail(
+                table,
+                "password_env",
+                f"{password_env!r} is not an environment variable name",
+                hint="Name the variable (e.g. JIRA_API_TOKEN), not its value.",
+            )
         inline = reader.get(entry, table, "password", str, "") or None
         if name in seen:
-            reader.fail(table, "name", f"{name!r} is already the name of hosts[{seen[name]}]",
-                        hint="Give each [[hosts]] entry its own name.")
+            reader.fail(
+                table,
+                "name",
+                f"{name!r} is already the name of hosts[{seen[name]}]",
+                hint="Give each [[hosts]] entry its own name.",
+            )
         seen[name] = index
         host = HostConfig(
             name=name,
@@ -251,8 +275,12 @@ def _check_confluence_cloud_path(reader: _Reader, table: str, url: str, product:
         and hostname.endswith(".atlassian.net")
         and not parts.path.rstrip("/").endswith("/wiki")
     ):
-        reader.fail(table, "url", f"{url!r}: Confluence Cloud lives under /wiki",
-                    hint=f'use url = "{parts.scheme}://{hostname}/wiki"')
+        reader.fail(
+            table,
+            "url",
+            f"{url!r}: Confluence Cloud lives under /wiki",
+            hint=f'use url = "{parts.scheme}://{hostname}/wiki"',
+        )
 
 
 class _Reader:
@@ -298,15 +326,23 @@ class _Reader:
             expected = _SCHEMA[_schema_name(table)][key]
             article = "an" if expected[0] in "aeiou" else "a"
             example = {"integer": "8000", "string": '"text"'}.get(expected)
-            self.fail(table, key, f"must be {article} {expected}, not {_toml_type(value)}",
-                      hint=f"e.g. {key} = {example}" if example else None)
+            self.fail(
+                table,
+                key,
+                f"must be {article} {expected}, not {_toml_type(value)}",
+                hint=f"e.g. {key} = {example}" if example else None,
+            )
         return value
 
     def url(self, data: Mapping[str, Any], table: str, key: str, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.fail(table, key, f"{value!r} is not an http(s) URL",
-                      hint='Write the whole URL, e.g. "http://localhost:3000".')
+            self.fail(
+                table,
+                key,
+                f"{value!r} is not an http(s) URL",
+                hint='Write the whole URL, e.g. "http://localhost:3000".',
+            )
         return value
 
 

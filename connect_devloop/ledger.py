@@ -167,5 +167,6 @@ class ProjectLock:
 
 
 def new_entry(host: str, url: str, username: str, key: str) -> LedgerEntry:
-    return LedgerEntry(host=host, url=url, username=username, key=key, since=time.time(),
-                       pid=os.getpid())
+    return LedgerEntry(
+        host=host, url=url, username=username, key=key, since=time.time(), pid=os.getpid()
+    )

@@ -77,8 +77,9 @@ class Proxy:
         self._session = aiohttp.ClientSession(
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
-                                          sock_read=self._upstream_timeout),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=10, sock_read=self._upstream_timeout
+            ),
         )
         app = web.Application(client_max_size=0)
         app.router.add_route("*", "/{tail:.*}", self._handle)

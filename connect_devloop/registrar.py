@@ -142,8 +142,9 @@ class HostRegistrar:
         self._emit(Registering(host=self.host.name, reason=reason, digest=target.digest))
         if self._client is None:
             error = self._unavailable or DevloopError("no client for this host")
-            self._emit(RegistrationFailed(host=self.host.name, error=error.message,
-                                          hint=error.hint))
+            self._emit(
+                RegistrationFailed(host=self.host.name, error=error.message, hint=error.hint)
+            )
             return
         started = time.monotonic()
         try:
@@ -158,8 +159,13 @@ class HostRegistrar:
             return
         except Exception as exc:  # a bug must not kill the worker of this host
             logger.exception("install on %s failed unexpectedly", self.host.name)
-            self._emit(RegistrationFailed(host=self.host.name, error=f"unexpected error: {exc!r}",
-                                          hint="This is a connect-devloop bug; please report it."))
+            self._emit(
+                RegistrationFailed(
+                    host=self.host.name,
+                    error=f"unexpected error: {exc!r}",
+                    hint="This is a connect-devloop bug; please report it.",
+                )
+            )
             return
         self._installed = target
         self._emit(
@@ -172,18 +178,19 @@ class HostRegistrar:
             )
         )
         if plugin.key != target.key:
-            logger.warning("%s installed key %s, expected %s", self.host.name, plugin.key,
-                           target.key)
+            logger.warning(
+                "%s installed key %s, expected %s", self.host.name, plugin.key, target.key
+            )
         await self._remove_other_keys(target.key)
 
     async def _remove_other_keys(self, current_key: str) -> None:
         """After the add-on key was renamed in the descriptor, the old key is still installed."""
         try:
-            stale = [e for e in self._ledger.entries_for(self.host.base_url)
-                     if e.key != current_key]
+            stale = [
+                e for e in self._ledger.entries_for(self.host.base_url) if e.key != current_key
+            ]
         except LedgerError as exc:
-            self._emit(DeregistrationFailed(host=self.host.name, error=exc.message,
-                                            hint=exc.hint))
+            self._emit(DeregistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
             return
         for entry in stale:
             await self._uninstall_key(entry.key, reason="key_changed")
@@ -220,8 +227,7 @@ class HostRegistrar:
         try:
             entries = self._ledger.entries_for(self.host.base_url)
         except LedgerError as exc:
-            self._emit(DeregistrationFailed(host=self.host.name, error=exc.message,
-                                            hint=exc.hint))
+            self._emit(DeregistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
             return False
         results = [await self._uninstall_key(entry.key, reason) for entry in entries]
         return all(results)
@@ -229,20 +235,25 @@ class HostRegistrar:
     async def _uninstall_key(self, key: str, reason: str) -> bool:
         if self._client is None:
             error = self._unavailable or DevloopError("no client for this host")
-            self._emit(DeregistrationFailed(host=self.host.name, key=key, error=error.message,
-                                            hint=error.hint))
+            self._emit(
+                DeregistrationFailed(
+                    host=self.host.name, key=key, error=error.message, hint=error.hint
+                )
+            )
             return False
         try:
             await self._client.uninstall(key)
         except DevloopError as exc:
-            self._emit(DeregistrationFailed(host=self.host.name, key=key, error=exc.message,
-                                            hint=exc.hint))
+            self._emit(
+                DeregistrationFailed(host=self.host.name, key=key, error=exc.message, hint=exc.hint)
+            )
             return False
         try:
             self._ledger.remove(self.host.base_url, key)
         except LedgerError as exc:
-            self._emit(DeregistrationFailed(host=self.host.name, key=key, error=exc.message,
-                                            hint=exc.hint))
+            self._emit(
+                DeregistrationFailed(host=self.host.name, key=key, error=exc.message, hint=exc.hint)
+            )
             return False
         if self._installed is not None and self._installed.key == key:
             self._installed = None

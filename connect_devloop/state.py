@@ -87,8 +87,9 @@ def _host(snapshot: State, name: str, /, **changes: Any) -> State:
 def reduce(state: State, event: Event) -> State:
     match event:
         case DescriptorLoaded(key=key, digest=digest):
-            return replace(state, key=key, digest=digest, descriptor_valid=True,
-                           descriptor_errors=())
+            return replace(
+                state, key=key, digest=digest, descriptor_valid=True, descriptor_errors=()
+            )
         case DescriptorInvalid(errors=errors):
             return replace(state, descriptor_valid=False, descriptor_errors=tuple(errors))
         case TunnelOpened(url=url, provider=provider):
@@ -96,20 +97,31 @@ def reduce(state: State, event: Event) -> State:
         case TunnelClosed():
             return replace(state, tunnel_open=False)
         case Registering(host=host, reason=reason):
-            return _host(state, host, state=HostState.INSTALLING, reason=reason, error="",
-                         hint=None)
+            return _host(
+                state, host, state=HostState.INSTALLING, reason=reason, error="", hint=None
+            )
         case Registered(host=host, key=key, digest=digest, duration_ms=ms, enabled=enabled):
-            return _host(state, host, state=HostState.INSTALLED, key=key, digest=digest,
-                         duration_ms=ms, enabled=enabled, error="", hint=None)
+            return _host(
+                state,
+                host,
+                state=HostState.INSTALLED,
+                key=key,
+                digest=digest,
+                duration_ms=ms,
+                enabled=enabled,
+                error="",
+                hint=None,
+            )
         case RegistrationFailed(host=host, error=error, hint=hint):
             return _host(state, host, state=HostState.FAILED, error=error, hint=hint)
         case Deregistered(host=host):
-            return _host(state, host, state=HostState.UNINSTALLED, enabled=None, error="",
-                         hint=None)
+            return _host(
+                state, host, state=HostState.UNINSTALLED, enabled=None, error="", hint=None
+            )
         case DeregistrationFailed(host=host, error=error, hint=hint):
             return _host(state, host, state=HostState.UNINSTALL_FAILED, error=error, hint=hint)
         case RequestServed():
-            recent = (*state.recent_requests[-(MAX_RECENT_REQUESTS - 1):], event)
+            recent = (*state.recent_requests[-(MAX_RECENT_REQUESTS - 1) :], event)
             return replace(state, recent_requests=recent, request_count=state.request_count + 1)
         case Ready():
             return replace(state, ready=True)

@@ -170,9 +170,7 @@ class Supervisor:
             self._emit(Warning(message=problem.format(revision.path)))
 
     def _report_invalid(self, error: DescriptorError) -> None:
-        self._emit(
-            DescriptorInvalid(errors=[p.to_dict() for p in error.problems], path=error.file)
-        )
+        self._emit(DescriptorInvalid(errors=[p.to_dict() for p in error.problems], path=error.file))
 
     def _target(self, revision: descriptors.Revision) -> Target:
         return Target(key=revision.key, digest=revision.digest, public_url=self._public_url)
@@ -194,8 +192,9 @@ class Supervisor:
             if changed:
                 self.reinstall(reason="descriptor_changed", force=False)
 
-    def reinstall(self, host: str | None = None, *, reason: str = "manual",
-                  force: bool = True) -> None:
+    def reinstall(
+        self, host: str | None = None, *, reason: str = "manual", force: bool = True
+    ) -> None:
         """Ask one host (or all) to install the current revision."""
         if self._revision is None:
             return
@@ -281,4 +280,3 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-

@@ -28,9 +28,7 @@ SAMPLE_DESCRIPTOR: dict[str, Any] = {
     "apiMigrations": {"signed-install": True},
     "lifecycle": {"installed": "/installed", "uninstalled": "/uninstalled"},
     "scopes": ["read"],
-    "modules": {
-        "generalPages": [{"key": "hello", "name": {"value": "Hello"}, "url": "/hello"}]
-    },
+    "modules": {"generalPages": [{"key": "hello", "name": {"value": "Hello"}, "url": "/hello"}]},
 }
 
 
@@ -52,23 +50,23 @@ class EventLog:
 
     def of(self, name: str, **fields: Any) -> list[Event]:
         return [
-            e for e in self.events
+            e
+            for e in self.events
             if e.name == name and all(getattr(e, k) == v for k, v in fields.items())
         ]
 
     def names(self) -> list[str]:
         return [e.name for e in self.events]
 
-    async def wait_for(
-        self, predicate: Callable[[EventLog], bool], timeout: float = 10.0
-    ) -> None:
+    async def wait_for(self, predicate: Callable[[EventLog], bool], timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
             while not predicate(self):
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def wait_event(self, name: str, count: int = 1, timeout: float = 10.0,
-                         **fields: Any) -> Event:
+    async def wait_event(
+        self, name: str, count: int = 1, timeout: float = 10.0, **fields: Any
+    ) -> Event:
         await self.wait_for(lambda log: len(log.of(name, **fields)) >= count, timeout)
         return self.of(name, **fields)[count - 1]
 

@@ -57,8 +57,9 @@ async def recording_addon() -> AsyncIterator[RecordingAddon]:
         await runner.cleanup()
 
 
-def host_toml(name: str, url: str, *, password: str = "admin", username: str = "admin",
-              product: str = "jira") -> str:
+def host_toml(
+    name: str, url: str, *, password: str = "admin", username: str = "admin", product: str = "jira"
+) -> str:
     return (
         f'[[hosts]]\nname = "{name}"\nurl = "{url}"\nproduct = "{product}"\n'
         f'username = "{username}"\npassword = "{password}"\n'
@@ -90,8 +91,9 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_up(config_path: Path, *, settle: float = 0.2,
-                     wait_ready: bool = True) -> AsyncIterator[Running]:
+async def running_up(
+    config_path: Path, *, settle: float = 0.2, wait_ready: bool = True
+) -> AsyncIterator[Running]:
     """`connect-dev up` in this event loop; stopped (with teardown) on exit."""
     events = EventLog()
     bus = EventBus()

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from connect_devloop.descriptor import digest_of
 from connect_devloop.host import run_host
 from connect_devloop.ledger import Ledger
 
@@ -48,7 +49,6 @@ class Daemon:
                     return event
 
     async def finish(self, timeout: float = 20.0) -> tuple[int, str]:
-        assert self.process.stdout is not None and self.process.stderr is not None
         out, err = await asyncio.wait_for(self.process.communicate(), timeout)
         self.events.extend(json.loads(line) for line in out.decode().splitlines() if line)
         assert self.process.returncode is not None
@@ -57,8 +57,15 @@ class Daemon:
 
 async def start_daemon(config: Path) -> Daemon:
     process = await asyncio.create_subprocess_exec(
-        *CONNECT_DEV, "up", "--no-tui", "--log-format", "json", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *CONNECT_DEV,
+        "up",
+        "--no-tui",
+        "--log-format",
+        "json",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     return Daemon(process)
 
@@ -83,11 +90,24 @@ async def test_sigint_uninstalls_everywhere_and_exits_zero(setup: tuple[Path, An
     assert jira.record.plugins == {}
     names = [e["event"] for e in daemon.events if e["event"] != "request"]
     assert names == [
-        "descriptor_loaded", "warning", "tunnel_opened", "registering", "registered", "ready",
-        "deregistered", "tunnel_closed", "stopped",
+        "descriptor_loaded",
+        "warning",
+        "tunnel_opened",
+        "registering",
+        "registered",
+        "ready",
+        "deregistered",
+        "tunnel_closed",
+        "stopped",
     ] or names == [
-        "descriptor_loaded", "tunnel_opened", "registering", "registered", "ready",
-        "deregistered", "tunnel_closed", "stopped",
+        "descriptor_loaded",
+        "tunnel_opened",
+        "registering",
+        "registered",
+        "ready",
+        "deregistered",
+        "tunnel_closed",
+        "stopped",
     ]
     assert all("ts" in e and "event" in e for e in daemon.events)
     assert Ledger(config.parent / ".connect-dev" / "ledger.json").entries() == []
@@ -115,8 +135,12 @@ async def test_kill_9_then_down_removes_the_install(setup: tuple[Path, Any]) -> 
     assert oct(ledger.path.stat().st_mode & 0o777) == "0o600"
 
     process = await asyncio.create_subprocess_exec(
-        *CONNECT_DEV, "down", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *CONNECT_DEV,
+        "down",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0, err.decode()
@@ -137,8 +161,7 @@ async def test_up_after_a_crash_first_removes_what_was_left(setup: tuple[Path, A
     second = await start_daemon(config)
     await second.wait_event("ready")
     recovery = [e for e in second.events if e["event"] == "deregistered"]
-    assert recovery == [{**recovery[0], "host": "jira", "key": "test-addon",
-                         "reason": "recovery"}]
+    assert recovery == [{**recovery[0], "host": "jira", "key": "test-addon", "reason": "recovery"}]
     assert [u.key for u in jira.record.uninstalls] == ["test-addon"]
     assert len(jira.record.installs) == 2
     second.process.send_signal(signal.SIGINT)
@@ -155,15 +178,19 @@ async def test_second_up_in_the_same_project_is_refused(setup: tuple[Path, Any])
         second = await start_daemon(config)
         code, stderr = await second.finish()
         assert code == 1
-        assert f"another connect-dev is already running in this project (pid {first.process.pid})" in stderr
+        assert (
+            f"another connect-dev is already running in this project (pid {first.process.pid})"
+            in stderr
+        )
     finally:
         first.process.send_signal(signal.SIGINT)
         await first.finish()
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CONNECT_DEV, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=30, check=False)
+    return subprocess.run(
+        [*CONNECT_DEV, *args], capture_output=True, text=True, cwd=cwd, timeout=30, check=False
+    )
 
 
 def test_config_error_exits_2_with_file_line_key_and_hint(project: Path) -> None:
@@ -172,8 +199,7 @@ def test_config_error_exits_2_with_file_line_key_and_hint(project: Path) -> None
     result = run_cli("up", "--no-tui", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr == (
-        f"connect-dev: error: {config}:4: proxy.prot: unknown key\n"
-        "  hint: did you mean 'port'?\n"
+        f"connect-dev: error: {config}:4: proxy.prot: unknown key\n  hint: did you mean 'port'?\n"
     )
     assert result.stdout == ""
 
@@ -202,8 +228,8 @@ def test_validate_ok_uses_the_config_descriptor(project: Path) -> None:
     (project / "connect-dev.toml").write_text('descriptor = "atlassian-connect.json"\n')
     result = run_cli("validate", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.endswith("ok: test-addon (digest "
-                                  f"{__import__('connect_devloop.descriptor').descriptor.digest_of((project / 'atlassian-connect.json').read_bytes())})\n")
+    digest = digest_of((project / "atlassian-connect.json").read_bytes())
+    assert result.stdout.endswith(f"ok: test-addon (digest {digest})\n")
 
 
 def test_help_does_not_import_the_heavy_modules() -> None:
@@ -216,8 +242,9 @@ def test_help_does_not_import_the_heavy_modules() -> None:
         " if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=30, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -226,8 +253,14 @@ def test_the_console_script_is_installed() -> None:
     beside = Path(sys.executable).parent / "connect-dev"
     executable = str(beside) if beside.exists() else shutil.which("connect-dev")
     assert executable is not None, "pip install -e . should install the connect-dev script"
-    result = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=30,
-                            check=False, env={**os.environ})
+    result = subprocess.run(
+        [executable, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ},
+    )
     assert result.returncode == 0
     for command in ("up", "down", "validate", "host", "demo"):
         assert command in result.stdout

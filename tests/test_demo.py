@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 
 
-async def read_until(stream: asyncio.StreamReader, pattern: str, seen: list[str],
-                     timeout: float = 20.0) -> re.Match[str]:
+async def read_until(
+    stream: asyncio.StreamReader, pattern: str, seen: list[str], timeout: float = 20.0
+) -> re.Match[str]:
     async with asyncio.timeout(timeout):
         while True:
             line = (await stream.readline()).decode()
@@ -34,16 +35,21 @@ async def fetch_record(url: str) -> dict[str, Any]:
 
 async def test_demo_installs_reinstalls_on_edit_and_cleans_up(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connect_devloop", "demo", "--no-tui", "--dir", str(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "connect_devloop",
+        "demo",
+        "--no-tui",
+        "--dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
     seen: list[str] = []
     try:
         record_url = (await read_until(process.stdout, r"installed: (http://\S+)\)", seen))[1]
-        descriptor = Path(
-            (await read_until(process.stdout, r"descriptor:\s+(\S+)", seen))[1]
-        )
+        descriptor = Path((await read_until(process.stdout, r"descriptor:\s+(\S+)", seen))[1])
         assert descriptor == tmp_path / "atlassian-connect.json"
         await read_until(process.stdout, r"^\S+ ready ", seen)
         record = await fetch_record(record_url)

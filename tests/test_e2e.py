@@ -26,15 +26,22 @@ async def test_startup_installs_on_three_hosts_with_different_context_paths(
         run_host(context_path="/wiki", product="confluence") as wiki,
         run_host(context_path="") as bare,
     ):
-        config = write_config(project, addon.url, [
-            host_toml("jira", jira.base_url),
-            host_toml("wiki", wiki.base_url, product="confluence"),
-            host_toml("bare", bare.base_url),
-        ])
+        config = write_config(
+            project,
+            addon.url,
+            [
+                host_toml("jira", jira.base_url),
+                host_toml("wiki", wiki.base_url, product="confluence"),
+                host_toml("bare", bare.base_url),
+            ],
+        )
         async with running_up(config) as up:
             public_url = up.supervisor.public_url
             assert sorted(e.host for e in up.events.of("registered")) == [  # type: ignore[attr-defined]
-                "bare", "jira", "wiki"]
+                "bare",
+                "jira",
+                "wiki",
+            ]
             for host in (jira, wiki, bare):
                 assert len(host.record.installs) == 1
                 install = host.record.installs[0]
@@ -43,7 +50,10 @@ async def test_startup_installs_on_three_hosts_with_different_context_paths(
                 assert install.descriptor["baseUrl"] == public_url
                 assert "test-addon" in host.record.plugins
             assert [e.name for e in up.events.events if e.name != "request"][:3] == [
-                "descriptor_loaded", "tunnel_opened", "registering"]
+                "descriptor_loaded",
+                "tunnel_opened",
+                "registering",
+            ]
             assert len(Ledger(project / ".connect-dev" / "ledger.json").entries()) == 3
             code = await up.shutdown()
         assert code == 0
@@ -63,10 +73,14 @@ async def test_one_host_with_a_wrong_password_does_not_stop_the_others(project: 
         run_host() as good,
         run_host() as bad,
     ):
-        config = write_config(project, addon.url, [
-            host_toml("good", good.base_url),
-            host_toml("bad", bad.base_url, password="wrong-password-123"),
-        ])
+        config = write_config(
+            project,
+            addon.url,
+            [
+                host_toml("good", good.base_url),
+                host_toml("bad", bad.base_url, password="wrong-password-123"),
+            ],
+        )
         async with running_up(config) as up:
             failed = up.events.of("registration_failed")
             assert [e.host for e in failed] == ["bad"]  # type: ignore[attr-defined]
@@ -94,12 +108,19 @@ async def test_save_reinstalls_with_the_new_content(project: Path) -> None:
 
 
 async def test_burst_of_twenty_saves_installs_the_last_one_with_few_posts(project: Path) -> None:
-    async with recording_addon() as addon, run_host() as jira, run_host(context_path="/wiki",
-                                                                          product="confluence") as wiki:
-        config = write_config(project, addon.url, [
-            host_toml("jira", jira.base_url),
-            host_toml("wiki", wiki.base_url, product="confluence"),
-        ])
+    async with (
+        recording_addon() as addon,
+        run_host() as jira,
+        run_host(context_path="/wiki", product="confluence") as wiki,
+    ):
+        config = write_config(
+            project,
+            addon.url,
+            [
+                host_toml("jira", jira.base_url),
+                host_toml("wiki", wiki.base_url, product="confluence"),
+            ],
+        )
         async with running_up(config) as up:
             posts_before = {h: len(h.record.install_posts) for h in (jira, wiki)}
             path = project / "atlassian-connect.json"
@@ -147,7 +168,8 @@ async def test_invalid_save_keeps_the_last_good_revision_and_a_valid_save_recove
             await asyncio.sleep(0.4)
             assert len(jira.record.install_posts) == 1, "an invalid descriptor was installed"
             proxy = up.supervisor.proxy
-            assert proxy is not None and proxy.descriptor is not None
+            assert proxy is not None
+            assert proxy.descriptor is not None
             assert b'"name": "Test add-on"' in proxy.descriptor
             save(path, descriptor_text(name="fixed"))
             await jira.wait_for(lambda r: len(r.installs) >= 2, timeout=10)

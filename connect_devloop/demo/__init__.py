@@ -73,8 +73,8 @@ async def serve_sample_addon(keys_url: str, port: int = 0) -> AsyncIterator[str]
 
 
 def run_demo(*, project_dir: str | None, log_format: str | None, no_tui: bool) -> int:
-    directory = Path(project_dir) if project_dir else Path(
-        tempfile.mkdtemp(prefix="connect-dev-demo-")
+    directory = (
+        Path(project_dir) if project_dir else Path(tempfile.mkdtemp(prefix="connect-dev-demo-"))
     )
     return asyncio.run(_demo(directory.resolve(), log_format, no_tui))
 

@@ -113,13 +113,17 @@ async def _hello(request: web.Request) -> web.Response:
         try:
             issuer = pyjwt.decode(token, options={"verify_signature": False})["iss"]
             tenant = addon.tenants[issuer]
-            pyjwt.decode(token, tenant.shared_secret, algorithms=["HS256"],
-                         options={"verify_aud": False})
+            pyjwt.decode(
+                token, tenant.shared_secret, algorithms=["HS256"], options={"verify_aud": False}
+            )
             verdict = f"JWT verified for tenant {html.escape(tenant.base_url)}"
         except (pyjwt.PyJWTError, KeyError) as exc:
             verdict = f"JWT rejected: {html.escape(str(exc))}"
-    query = ", ".join(f"{html.escape(k)}={html.escape(v)}"
-                      for k, v in parse_qsl(request.query_string) if k != "jwt")
+    query = ", ".join(
+        f"{html.escape(k)}={html.escape(v)}"
+        for k, v in parse_qsl(request.query_string)
+        if k != "jwt"
+    )
     page = (
         "<!doctype html><title>Hello</title>"
         "<h1>Hello from the connect-devloop sample add-on</h1>"

@@ -1,8 +1,8 @@
 """``--log-format text``: one readable line per event.
 
-    12:04:31.207 descriptor  my-addon valid, digest 3f2a9c1b7d0e
-    12:04:31.240 [dev-jira]  installing (startup)
-    12:04:31.301 [dev-jira]  installed my-addon in 61 ms
+12:04:31.207 descriptor  my-addon valid, digest 3f2a9c1b7d0e
+12:04:31.240 [dev-jira]  installing (startup)
+12:04:31.301 [dev-jira]  installed my-addon in 61 ms
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ def _hint(hint: str | None) -> str:
 
 
 def _problem(error: dict[str, object], path: str) -> str:
-    where = ":".join(str(part) for part in (path, error.get("line"), error.get("column"))
-                     if part not in (None, ""))
+    where = ":".join(
+        str(part)
+        for part in (path, error.get("line"), error.get("column"))
+        if part not in (None, "")
+    )
     return f"{where}: {error.get('path')}: {error.get('message')}"
 
 
@@ -55,7 +58,7 @@ def format_event(event: Event) -> str:
             return f"descriptor  {key} valid, digest {digest}"
         case DescriptorInvalid(errors=errors, path=path):
             problems = "; ".join(_problem(error, path) for error in errors)
-            return (f"descriptor  INVALID, last good revision stays installed: {problems}")
+            return f"descriptor  INVALID, last good revision stays installed: {problems}"
         case TunnelOpened(url=url, provider=provider):
             return f"tunnel      {provider}: {url}"
         case TunnelClosed(provider=provider):

@@ -16,7 +16,7 @@ def create_tunnel(config: Config) -> Tunnel:
         return StaticTunnel(config.tunnel.public_url)
     remote = [host.name for host in config.hosts if not host.is_local]
     why = (
-        f" (chosen by provider = \"auto\" because {', '.join(remote)} is not on loopback)"
+        f' (chosen by provider = "auto" because {", ".join(remote)} is not on loopback)'
         if config.tunnel.provider == "auto"
         else ""
     )
