@@ -26,6 +26,7 @@ class RecordingAddon:
     url: str = ""
     callbacks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     installed_status: int = 204
+    uninstalled_delay: float = 0.0  # seconds; makes a teardown slow enough to interrupt
 
 
 @contextlib.asynccontextmanager
@@ -35,6 +36,8 @@ async def recording_addon() -> AsyncIterator[RecordingAddon]:
     async def lifecycle(request: web.Request) -> web.Response:
         payload = await request.json()
         addon.callbacks.append((request.path, payload))
+        if request.path == "/uninstalled":
+            await asyncio.sleep(addon.uninstalled_delay)
         status = addon.installed_status if request.path == "/installed" else 204
         if status >= 400:
             return web.Response(status=status, text="tenant store is down")

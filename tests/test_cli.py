@@ -74,6 +74,7 @@ async def start_daemon(config: Path) -> Daemon:
 async def setup(project: Path) -> AsyncIterator[tuple[Path, Any]]:
     async with recording_addon() as addon, run_host() as jira:
         config = write_config(project, addon.url, [host_toml("jira", jira.base_url)])
+        jira.addon = addon  # type: ignore[attr-defined] - lets a test slow the add-on down
         yield config, jira
 
 
@@ -121,6 +122,25 @@ async def test_sigterm_does_the_same(setup: tuple[Path, Any]) -> None:
     code, _ = await daemon.finish()
     assert code == 0
     assert jira.record.plugins == {}
+
+
+async def test_second_sigint_quits_at_once_and_leaves_the_ledger(
+    setup: tuple[Path, Any],
+) -> None:
+    config, jira = setup
+    jira.addon.uninstalled_delay = 5.0  # the host's DELETE waits on this callback
+    daemon = await start_daemon(config)
+    await daemon.wait_event("ready")
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.process.stderr is not None
+    first = await asyncio.wait_for(daemon.process.stderr.readline(), 10)
+    assert b"SIGINT: uninstalling (press Ctrl-C again to quit at once)" in first
+    daemon.process.send_signal(signal.SIGINT)
+    code, stderr = await daemon.finish(timeout=4)
+    assert code == 130
+    assert "forced exit; run `connect-dev down` to remove what is left." in stderr
+    ledger = Ledger(config.parent / ".connect-dev" / "ledger.json")
+    assert [(e.host, e.key) for e in ledger.entries()] == [("jira", "test-addon")]
 
 
 async def test_kill_9_then_down_removes_the_install(setup: tuple[Path, Any]) -> None:

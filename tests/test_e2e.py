@@ -7,11 +7,15 @@ content) and uninstalled, not on our events alone.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from pathlib import Path
 
+import aiohttp
+
 from connect_devloop.host import run_host
 from connect_devloop.ledger import Ledger
+from connect_devloop.render import format_event
 
 from .conftest import descriptor_text
 from .e2e import host_toml, recording_addon, running_up, save, write_config
@@ -198,3 +202,23 @@ async def test_rejected_install_callback_names_the_status_and_the_handler(projec
             assert "lifecycle.installed" in (failed[0].hint or "")  # type: ignore[attr-defined]
             assert jira.record.installs == []
             assert [path for path, _ in addon.callbacks] == ["/installed"]
+
+
+async def test_an_add_on_disabled_on_the_host_is_reported_as_disabled(project: Path) -> None:
+    async with recording_addon() as addon, run_host() as jira:
+        config = write_config(project, addon.url, [host_toml("jira", jira.base_url)])
+        async with running_up(config) as up, aiohttp.ClientSession() as session:
+            auth = {"Authorization": "Basic " + base64.b64encode(b"admin:admin").decode()}
+            async with session.put(
+                f"{jira.base_url}/rest/plugins/1.0/test-addon-key",
+                json={"enabled": False},
+                headers={**auth, "Content-Type": "application/vnd.atl.plugins.plugin+json"},
+            ) as response:
+                assert response.status == 200, await response.text()
+            save(project / "atlassian-connect.json", descriptor_text(name="while disabled"))
+            second = await up.events.wait_event("registered", count=2)
+            assert second.enabled is False  # type: ignore[attr-defined]
+            assert format_event(second).endswith(
+                "but it is DISABLED on the host (enable it in Manage apps)"
+            )
+            assert up.supervisor.state.hosts["jira"].enabled is False
