@@ -133,6 +133,7 @@ class RequestServed(Event):
     path: str
     status: int
     duration_ms: float
+    jwt: dict[str, Any] | None = None  # the inspector's verdict on a Connect JWT, if any
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -23,11 +25,41 @@ from yarl import URL
 from .descriptor import Revision, render_bytes
 from .events import Event, RequestServed
 
-__all__ = ["DESCRIPTOR_PATH", "Proxy"]
+__all__ = ["DESCRIPTOR_PATH", "INSPECTION_TIMEOUT_SECONDS", "Inspector", "ProxiedRequest", "Proxy"]
 
 logger = logging.getLogger(__name__)
 
 DESCRIPTOR_PATH = "/atlassian-connect.json"
+# Bodies the inspector asks for (lifecycle callbacks) are buffered; past this size they are
+# streamed to the add-on uninspected rather than held in memory.
+MAX_INSPECTED_BODY = 1024 * 1024
+INSPECTION_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ProxiedRequest:
+    """What an ``Inspector`` sees of a request the proxy forwards (it cannot change it)."""
+
+    method: str
+    raw_path: str  # path and query exactly as received, still percent-encoded
+    path: str  # decoded path, without the query
+    query_string: str
+    headers: Mapping[str, str]
+    body: bytes | None  # only when the inspector asked for it with wants_body()
+    public_url: str  # the public base URL the descriptor is served for
+
+
+class Inspector(Protocol):
+    """Observes proxied requests (lifecycle callbacks, Connect JWTs) without altering them.
+
+    ``inspect`` runs concurrently with forwarding, so it never delays the add-on; what it
+    returns is added to the request's ``request`` event as ``jwt``.
+    """
+
+    def wants_body(self, method: str, path: str) -> bool: ...
+
+    async def inspect(self, request: ProxiedRequest) -> dict[str, Any] | None: ...
+
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus those aiohttp recomputes for each leg.
 _HOP_BY_HOP = frozenset(
@@ -55,12 +87,14 @@ class Proxy:
         port: int = 0,
         bind: str = "127.0.0.1",
         upstream_timeout: float = 300.0,
+        inspector: Inspector | None = None,
     ) -> None:
         self.addon_url = addon_url.rstrip("/")
         self._emit = emit
         self._port = port
         self._bind = bind
         self._upstream_timeout = upstream_timeout
+        self._inspector = inspector
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._descriptor: bytes | None = None
@@ -124,25 +158,53 @@ class Proxy:
         started = time.monotonic()
         status = 500
         response: web.StreamResponse
+        inspection: asyncio.Task[dict[str, Any] | None] | None = None
         try:
             if request.path == DESCRIPTOR_PATH and request.method in ("GET", "HEAD"):
                 response = self._serve_descriptor()
             else:
-                response = await self._forward(request)
+                body = await self._body_for_inspection(request)
+                inspection = self._start_inspection(request, body)
+                response = await self._forward(request, body)
             status = response.status
             return response
         except asyncio.CancelledError:
             status = 499  # the client went away mid-request (nginx's convention)
             raise
         finally:
+            verdict = await _finish(inspection)
             self._emit(
                 RequestServed(
                     method=request.method,
                     path=request.path_qs,
                     status=status,
                     duration_ms=round((time.monotonic() - started) * 1000, 2),
+                    jwt=verdict,
                 )
             )
+
+    async def _body_for_inspection(self, request: web.Request) -> bytes | None:
+        if self._inspector is None or not self._inspector.wants_body(request.method, request.path):
+            return None
+        if (request.content_length or 0) > MAX_INSPECTED_BODY:
+            return None
+        return await request.read()
+
+    def _start_inspection(
+        self, request: web.Request, body: bytes | None
+    ) -> asyncio.Task[dict[str, Any] | None] | None:
+        if self._inspector is None:
+            return None
+        seen = ProxiedRequest(
+            method=request.method,
+            raw_path=request.raw_path,
+            path=request.path,
+            query_string=request.query_string,
+            headers=request.headers,
+            body=body,
+            public_url=self._public_url,
+        )
+        return asyncio.create_task(self._inspector.inspect(seen), name="inspect request")
 
     def _serve_descriptor(self) -> web.Response:
         if self._descriptor is None:
@@ -156,19 +218,21 @@ class Proxy:
             headers={"Cache-Control": "no-store"},
         )
 
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
+    async def _forward(self, request: web.Request, body: bytes | None) -> web.StreamResponse:
         assert self._session is not None
         # encoded=True: forward the raw path and query byte for byte. yarl would otherwise
         # normalise escapes (%2A -> *), and the add-on must see exactly what the host sent.
         target = URL(self.addon_url + request.raw_path, encoded=True)
         headers = self._upstream_headers(request)
-        body = request.content if request.body_exists else None
+        data: bytes | aiohttp.StreamReader | None = body
+        if body is None and request.body_exists:
+            data = request.content
         try:
             upstream = await self._session.request(
                 request.method,
                 target,
                 headers=headers,
-                data=body,
+                data=data,
                 allow_redirects=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             )
@@ -215,3 +279,16 @@ class Proxy:
         headers.setdefault("X-Forwarded-Proto", request.scheme)
         headers.setdefault("X-Forwarded-Host", request.host)
         return headers
+
+
+async def _finish(inspection: asyncio.Task[dict[str, Any] | None] | None) -> dict[str, Any] | None:
+    """The inspector's verdict, bounded in time; an inspector bug never breaks a request."""
+    if inspection is None:
+        return None
+    try:
+        return await asyncio.wait_for(inspection, INSPECTION_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return {"verified": False, "reason": "inspection timed out"}
+    except Exception:
+        logger.exception("request inspection failed")
+        return {"verified": False, "reason": "inspection failed (see the log with -v)"}

@@ -19,7 +19,7 @@ import aiohttp
 from . import descriptor as descriptors
 from .config import Config, HostConfig
 from .credentials import PasswordSource, resolve_password
-from .errors import DescriptorError, DevloopError, LedgerError
+from .errors import DescriptorError, DevloopError, LedgerError, Problem
 from .events import (
     DeregistrationFailed,
     DescriptorInvalid,
@@ -33,7 +33,7 @@ from .events import (
     Warning,
 )
 from .ledger import Ledger, ProjectLock
-from .proxy import Proxy
+from .proxy import Inspector, Proxy
 from .registrar import DEFAULT_SETTLE_SECONDS, HostRegistrar, Target
 from .state import State, reduce
 from .tunnel import Tunnel, create_tunnel
@@ -57,6 +57,7 @@ class Supervisor:
         teardown_timeout: float = DEFAULT_TEARDOWN_SECONDS,
         password_sources: Sequence[PasswordSource] | None = None,
         tunnel: Tunnel | None = None,
+        inspector: Inspector | None = None,
     ) -> None:
         self.config = config
         self.bus = bus
@@ -65,6 +66,7 @@ class Supervisor:
         self._teardown_timeout = teardown_timeout
         self._password_sources = password_sources
         self._tunnel = tunnel
+        self._inspector = inspector
         self._revision: descriptors.Revision | None = None
         self._public_url = ""
         self._registrars: list[HostRegistrar] = []
@@ -102,7 +104,12 @@ class Supervisor:
         await _recover(ledger, self._registrars, self._emit)
 
         self._revision = self._load_descriptor()
-        self.proxy = Proxy(self.config.addon_url, self._emit, port=self.config.proxy_port)
+        self.proxy = Proxy(
+            self.config.addon_url,
+            self._emit,
+            port=self.config.proxy_port,
+            inspector=self._inspector,
+        )
         tunnel = self._tunnel or create_tunnel(self.config)
         watch_stop = asyncio.Event()
         watch_task: asyncio.Task[None] | None = None
@@ -179,18 +186,45 @@ class Supervisor:
         path = self.config.descriptor_path
         initial = self._revision.raw if self._revision is not None else None
         async for raw in watch_file(path, stop_event=stop, initial=initial):
-            try:
-                revision = descriptors.parse(raw, path=str(path))
-            except DescriptorError as exc:
-                self._report_invalid(exc)
-                continue
-            changed = self._revision is None or revision.digest != self._revision.digest
-            self._revision = revision
-            assert self.proxy is not None
+            self._on_saved(raw)
+
+    def _on_saved(self, raw: bytes) -> None:
+        """A new version of the descriptor's bytes: report it, serve it and install it if valid;
+        an invalid one is reported and the last good revision stays served and installed."""
+        path = self.config.descriptor_path
+        try:
+            revision = descriptors.parse(raw, path=str(path))
+        except DescriptorError as exc:
+            self._report_invalid(exc)
+            return
+        changed = self._revision is None or revision.digest != self._revision.digest
+        self._revision = revision
+        if self.proxy is not None:
             self.proxy.publish(revision, self._public_url)
-            self._report_loaded(revision)
-            if changed:
-                self.reinstall(reason="descriptor_changed", force=False)
+        self._report_loaded(revision)
+        if changed:
+            self.reinstall(reason="descriptor_changed", force=False)
+
+    def validate_now(self) -> None:
+        """Re-read the descriptor and report it (the dashboard's `v`); installs only if changed."""
+        try:
+            raw = self.config.descriptor_path.read_bytes()
+        except OSError as exc:
+            self._report_invalid(
+                DescriptorError(
+                    str(self.config.descriptor_path), [Problem("$", f"cannot read: {exc.strerror}")]
+                )
+            )
+            return
+        self._on_saved(raw)
+
+    async def uninstall(self, host: str) -> bool:
+        """Uninstall from one host now (the dashboard's `d`). A later save or `reinstall`
+        installs it again."""
+        for registrar in self._registrars:
+            if registrar.host.name == host:
+                return await registrar.uninstall_all(reason="manual")
+        return False
 
     def reinstall(
         self, host: str | None = None, *, reason: str = "manual", force: bool = True
