@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from .config import Config
     from .errors import DevloopError
     from .events import EventBus
+    from .supervisor import Supervisor
 
-__all__ = ["attach_log", "main", "run_until_signalled", "run_up"]
+__all__ = ["attach_log", "main", "make_supervisor", "run_until_signalled", "run_up"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -202,15 +203,19 @@ def attach_log(bus: EventBus, stream: TextIO, log_format: str | None, no_tui: bo
         bus.subscribe(TextRenderer(stream))
 
 
+def make_supervisor(config: Config, bus: EventBus) -> Supervisor:
+    """The one place `up`, `demo` and the dashboard build the daemon from the config."""
+    from .supervisor import Supervisor
+
+    return Supervisor(config, bus)
+
+
 async def run_until_signalled(config: Config, bus: EventBus) -> int:
     import asyncio
 
-    from .supervisor import Supervisor
-
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    supervisor = Supervisor(config, bus)
-    return await supervisor.run(stop)
+    return await make_supervisor(config, bus).run(stop)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
