@@ -64,6 +64,7 @@ class DescriptorInvalid(Event):
     name: ClassVar[str] = "descriptor_invalid"
     errors: list[dict[str, Any]]
     path: str = ""
+    kept_digest: str = ""  # the revision still served and installed; "" when there is none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +116,12 @@ class Lifecycle(Event):
     event: str
     client_key: str
     verified: bool
+    # How the callback was signed: "RS256", "HS256" or "unsigned".
+    signature: str = ""
+    # The short verdict ("verified", "bad signature", "wrong audience", ...) and, when not
+    # verified, the sentence that says exactly why (docs/security.md lists them all).
+    verdict: str = ""
+    reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         # DESIGN.md names the lifecycle kind "event", which collides with the line's own
@@ -142,6 +149,7 @@ class Deregistered(Event):
     host: str
     key: str = ""
     reason: str = "shutdown"
+    was_installed: bool = True  # False: the host did not have it (nothing to remove)
 
 
 @dataclass(frozen=True, kw_only=True)

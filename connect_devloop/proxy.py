@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ from yarl import URL
 from .descriptor import Revision, render_bytes
 from .events import Event, RequestServed
 
-__all__ = ["DESCRIPTOR_PATH", "INSPECTION_TIMEOUT_SECONDS", "Inspector", "ProxiedRequest", "Proxy"]
+__all__ = [
+    "DESCRIPTOR_PATH",
+    "INSPECTION_TIMEOUT_SECONDS",
+    "Inspector",
+    "ProxiedRequest",
+    "Proxy",
+    "redact_query",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +42,13 @@ DESCRIPTOR_PATH = "/atlassian-connect.json"
 # streamed to the add-on uninspected rather than held in memory.
 MAX_INSPECTED_BODY = 1024 * 1024
 INSPECTION_TIMEOUT_SECONDS = 5.0
+# A Connect JWT in the URL is a bearer credential until it expires: never log its value.
+_JWT_IN_QUERY = re.compile(r"([?&]jwt=)[^&]*")
+
+
+def redact_query(path_qs: str) -> str:
+    """``path_qs`` with the value of a ``jwt`` query parameter replaced by ``***``."""
+    return _JWT_IN_QUERY.sub(r"\1***", path_qs)
 
 
 @dataclass(frozen=True)
@@ -176,7 +191,7 @@ class Proxy:
             self._emit(
                 RequestServed(
                     method=request.method,
-                    path=request.path_qs,
+                    path=redact_query(request.path_qs),
                     status=status,
                     duration_ms=round((time.monotonic() - started) * 1000, 2),
                     jwt=verdict,

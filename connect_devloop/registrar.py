@@ -147,13 +147,17 @@ class HostRegistrar:
             )
             return
         started = time.monotonic()
-        try:
-            # Recorded before the POST: if we die mid-install the next run still cleans up.
+
+        def record_in_ledger() -> None:
+            # Right before the POST: if we die mid-install the next run still cleans up, and a
+            # host that never accepted our credentials is never listed.
             self._ledger.record(
                 new_entry(self.host.name, self.host.base_url, self.host.username, target.key)
             )
+
+        try:
             await self._client.check_dev_mode()
-            plugin = await self._client.install(target.plugin_uri)
+            plugin = await self._client.install(target.plugin_uri, before_post=record_in_ledger)
         except DevloopError as exc:
             self._emit(RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
             return
@@ -242,7 +246,7 @@ class HostRegistrar:
             )
             return False
         try:
-            await self._client.uninstall(key)
+            was_installed = await self._client.uninstall(key)
         except DevloopError as exc:
             self._emit(
                 DeregistrationFailed(host=self.host.name, key=key, error=exc.message, hint=exc.hint)
@@ -257,5 +261,7 @@ class HostRegistrar:
             return False
         if self._installed is not None and self._installed.key == key:
             self._installed = None
-        self._emit(Deregistered(host=self.host.name, key=key, reason=reason))
+        self._emit(
+            Deregistered(host=self.host.name, key=key, reason=reason, was_installed=was_installed)
+        )
         return True

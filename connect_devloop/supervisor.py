@@ -101,8 +101,6 @@ class Supervisor:
         ]
         for message in self.config.warnings:
             self._emit(Warning(message=message))
-        await _recover(ledger, self._registrars, self._emit)
-
         self._revision = self._load_descriptor()
         self.proxy = Proxy(
             self.config.addon_url,
@@ -118,6 +116,9 @@ class Supervisor:
             self._public_url = await tunnel.open(self.proxy.url)
             self.proxy.publish(self._revision, self._public_url)
             self._emit(TunnelOpened(url=self._public_url, provider=tunnel.provider))
+            # After the proxy is up, so the add-on hears the `uninstalled` callbacks of what a
+            # crashed run left behind (when the public URL is still the same).
+            await _recover(ledger, self._registrars, self._emit)
             if self.config.hosts and self._revision is None:
                 self._emit(Warning(message="nothing installed until the descriptor is valid"))
             watch_task = asyncio.create_task(self._watch(watch_stop), name="watch descriptor")
@@ -177,7 +178,12 @@ class Supervisor:
             self._emit(Warning(message=problem.format(revision.path)))
 
     def _report_invalid(self, error: DescriptorError) -> None:
-        self._emit(DescriptorInvalid(errors=[p.to_dict() for p in error.problems], path=error.file))
+        kept = self._revision.digest if self._revision is not None else ""
+        self._emit(
+            DescriptorInvalid(
+                errors=[p.to_dict() for p in error.problems], path=error.file, kept_digest=kept
+            )
+        )
 
     def _target(self, revision: descriptors.Revision) -> Target:
         return Target(key=revision.key, digest=revision.digest, public_url=self._public_url)

@@ -86,6 +86,7 @@ class FakeUpm:
     max_in_flight: int = 0
     gate: asyncio.Event | None = None
     install_error: DevloopError | None = None
+    credentials_error: DevloopError | None = None
     uninstall_hangs: bool = False
     key_for_uri: Callable[[str], str] = lambda uri: "test-addon"
     enabled: bool = True
@@ -93,7 +94,13 @@ class FakeUpm:
     async def check_dev_mode(self) -> None:
         return None
 
-    async def install(self, plugin_uri: str) -> PluginInfo:
+    async def install(
+        self, plugin_uri: str, *, before_post: Callable[[], None] | None = None
+    ) -> PluginInfo:
+        if self.credentials_error is not None:
+            raise self.credentials_error  # refused before any POST, like a 401 on the token
+        if before_post is not None:
+            before_post()
         self.installs.append(plugin_uri)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -210,3 +210,16 @@ async def test_taken_port_is_a_config_error(events: EventLog) -> None:
             await proxy.start()
     assert caught.value.key == "proxy.port"
     assert f"proxy port {port} on 127.0.0.1 is not available" in caught.value.message
+
+
+async def test_request_events_never_show_a_jwt_from_the_url(
+    proxy: Proxy, client: aiohttp.ClientSession, events: EventLog
+) -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
+    async with client.get(f"{proxy.url}/page?a=1&jwt={token}&b=2") as response:
+        assert response.status == 200
+        assert (await response.json())["raw_path"] == f"/page?a=1&jwt={token}&b=2"
+    async with client.get(f"{proxy.url}/page?jwt={token}") as response:
+        await response.read()
+    paths = [e.path for e in events.of("request")]  # type: ignore[attr-defined]
+    assert paths == ["/page?a=1&jwt=***&b=2", "/page?jwt=***"]

@@ -225,3 +225,16 @@ async def test_uninstall_all_removes_entries_of_an_earlier_run(
     assert ledger.entries() == []
     assert not any(isinstance(e, Registered) for e in events.events)
     await registrar.close(5)
+
+
+async def test_a_host_that_refuses_our_credentials_is_never_in_the_ledger(
+    fake_upm: FakeUpm, ledger: Ledger, events: EventLog
+) -> None:
+    fake_upm.credentials_error = AuthenticationError("401", hint="token")
+    registrar = make(fake_upm, ledger, events, settle=0.0)
+    registrar.request(target(1), "startup")
+    await asyncio.wait_for(registrar.wait_idle(), 5)
+    assert ledger.entries() == []
+    await registrar.close(5)
+    assert fake_upm.uninstalls == []
+    assert events.names() == ["registering", "registration_failed"]

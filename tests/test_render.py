@@ -81,8 +81,10 @@ TEXT_LINES: list[tuple[Event, str]] = [
         "descriptor  my-addon valid, digest 3f2a9c1b7d0e",
     ),
     (
-        DescriptorInvalid(ts=TS, errors=PROBLEMS, path="atlassian-connect.json"),
-        "descriptor  INVALID, last good revision stays installed: "
+        DescriptorInvalid(
+            ts=TS, errors=PROBLEMS, path="atlassian-connect.json", kept_digest="3f2a9c1b7d0e"
+        ),
+        "descriptor  INVALID, revision 3f2a9c1b7d0e stays installed: "
         "atlassian-connect.json:1:1: $.key: required field is missing; "
         "atlassian-connect.json:9:22: $.scopes[1]: 'wirte' is not a Connect scope "
         "(did you mean 'write'?)",
@@ -93,11 +95,11 @@ TEXT_LINES: list[tuple[Event, str]] = [
             errors=[{"path": "$", "message": "file is empty", "line": None, "column": None}],
             path="a.json",
         ),
-        "descriptor  INVALID, last good revision stays installed: a.json: $: file is empty",
+        "descriptor  INVALID, nothing installed until it is valid: a.json: $: file is empty",
     ),
     (
         DescriptorInvalid(ts=TS, errors=[PROBLEMS[1]]),
-        "descriptor  INVALID, last good revision stays installed: 9:22: $.scopes[1]: "
+        "descriptor  INVALID, nothing installed until it is valid: 9:22: $.scopes[1]: "
         "'wirte' is not a Connect scope (did you mean 'write'?)",
     ),
     (

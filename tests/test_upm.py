@@ -758,7 +758,7 @@ async def test_install_timeout_while_the_task_keeps_running(
     )
     assert error.hint is not None
     assert "tunnel" in error.hint
-    assert "install_timeout" in error.hint
+    assert error.hint.endswith("Save the descriptor again to retry.")
 
 
 async def test_install_timeout_before_the_host_accepts_the_post(

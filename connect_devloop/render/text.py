@@ -56,9 +56,14 @@ def format_event(event: Event) -> str:
     match event:
         case DescriptorLoaded(key=key, digest=digest):
             return f"descriptor  {key} valid, digest {digest}"
-        case DescriptorInvalid(errors=errors, path=path):
+        case DescriptorInvalid(errors=errors, path=path, kept_digest=kept):
             problems = "; ".join(_problem(error, path) for error in errors)
-            return f"descriptor  INVALID, last good revision stays installed: {problems}"
+            keeps = (
+                f"revision {kept} stays installed"
+                if kept
+                else "nothing installed until it is valid"
+            )
+            return f"descriptor  INVALID, {keeps}: {problems}"
         case TunnelOpened(url=url, provider=provider):
             return f"tunnel      {provider}: {url}"
         case TunnelClosed(provider=provider):
@@ -75,8 +80,10 @@ def format_event(event: Event) -> str:
             return f"[{host}]  lifecycle {kind} from {client_key} ({check})"
         case RequestServed(method=method, path=path, status=status, duration_ms=ms):
             return f"request     {method} {path} -> {status} in {ms:.1f} ms"
-        case Deregistered(host=host, key=key, reason=reason):
+        case Deregistered(host=host, key=key, reason=reason, was_installed=was_installed):
             why = "" if reason == "shutdown" else f" ({reason.replace('_', ' ')})"
+            if not was_installed:
+                return f"[{host}]  {key or 'the add-on'} was not installed; nothing to remove{why}"
             return f"[{host}]  uninstalled {key or 'the add-on'}{why}"
         case DeregistrationFailed(host=host, key=key, error=error, hint=hint):
             return f"[{host}]  uninstall of {key or 'the add-on'} FAILED: {error}{_hint(hint)}"

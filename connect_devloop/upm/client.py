@@ -13,7 +13,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -189,12 +189,18 @@ class UpmClient:
             raise explain_uninstall_refused(reply, self._host, key)
         raise explain_unexpected_reply(reply, self._host, doing=f"uninstalling {key}")
 
-    async def install(self, plugin_uri: str) -> PluginInfo:
-        """Install from ``plugin_uri`` and wait for the host to finish, within install_timeout."""
+    async def install(
+        self, plugin_uri: str, *, before_post: Callable[[], None] | None = None
+    ) -> PluginInfo:
+        """Install from ``plugin_uri`` and wait for the host to finish, within install_timeout.
+
+        ``before_post`` runs right before each install POST, once the host has accepted our
+        credentials: the earliest moment the add-on can end up installed (the ledger's cue).
+        """
         progress = InstallProgress()
         try:
             async with asyncio.timeout(self._install_timeout):
-                accepted = await self._submit_install(plugin_uri)
+                accepted = await self._submit_install(plugin_uri, before_post)
                 progress.submitted = True
                 return await self._follow_install(accepted, plugin_uri, progress)
         except TimeoutError as exc:
@@ -202,13 +208,17 @@ class UpmClient:
                 self._host, plugin_uri, self._install_timeout, progress
             ) from exc
 
-    async def _submit_install(self, plugin_uri: str) -> Reply:
+    async def _submit_install(
+        self, plugin_uri: str, before_post: Callable[[], None] | None
+    ) -> Reply:
         body = json.dumps({"pluginUri": plugin_uri}).encode()
         untried = [REMOTE_INSTALL_TYPE, URI_INSTALL_TYPE]
         media_types = [self._install_type] if self._install_type else untried
         token_retries = 1
         while True:
             token = await self.fetch_token()
+            if before_post is not None:
+                before_post()
             reply = await self._send(
                 "POST",
                 self.upm_url,

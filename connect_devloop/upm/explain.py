@@ -485,7 +485,8 @@ def explain_install_timeout(
     if not progress.submitted:
         return HostUnreachableError(
             f"{host.base_url} did not accept the install of {plugin_uri} within {seconds:g} s",
-            hint="The host answers too slowly; check it is healthy, or raise install_timeout.",
+            hint="The host answers too slowly; check it is healthy, then save the descriptor "
+            "again to retry.",
         )
     state = f" (last state: {progress.state})" if progress.state else ""
     if progress.state == "downloading":
@@ -502,5 +503,5 @@ def explain_install_timeout(
         f"the host is still installing {plugin_uri} after {seconds:g} s{state} "
         f"({host.base_url}, task {progress.task_url or 'unknown'})",
         hint=f"{stuck} The install may still finish: check {host.manage_apps_url}. "
-        "Raise install_timeout if the host is just slow.",
+        "Save the descriptor again to retry.",
     )
