@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import jwt as pyjwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from jwt.types import Options
 
 from .errors import DevloopError
 
@@ -36,6 +37,7 @@ __all__ = [
     "canonical_request",
     "canonical_request_from_url",
     "check_qsh",
+    "check_times",
     "decode_hs256",
     "decode_rs256",
     "encode_hs256",
@@ -196,11 +198,16 @@ def decode_hs256(
     *,
     audience: str | Sequence[str] | None = None,
     leeway: float = 0,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """Verify an HS256 token's signature, ``exp``/``iat`` (and ``aud`` when given); return its
-    claims. Does not check ``qsh``: see ``check_qsh``."""
+    claims. Does not check ``qsh``: see ``check_qsh``.
+
+    ``now`` (seconds since the epoch) replaces the clock for the time checks, so a verdict on
+    an old token can be reproduced; by default PyJWT reads the clock itself.
+    """
     with _short_secrets_allowed():
-        return _decode(token, shared_secret, "HS256", audience, leeway)
+        return _decode(token, shared_secret, "HS256", audience, leeway, now)
 
 
 def decode_rs256(
@@ -209,9 +216,27 @@ def decode_rs256(
     *,
     audience: str | Sequence[str] | None = None,
     leeway: float = 0,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """Verify an RS256 token against a public key PEM; like ``decode_hs256``."""
-    return _decode(token, public_key_pem, "RS256", audience, leeway)
+    return _decode(token, public_key_pem, "RS256", audience, leeway, now)
+
+
+def check_times(claims: Mapping[str, Any], now: float, leeway: float = 0) -> None:
+    """Raise ``JwtVerificationError`` when ``exp`` has passed or ``iat`` is in the future,
+    measured against ``now``; like PyJWT's own checks, but on a clock the caller chooses."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    for name, value in (("exp", exp), ("iat", iat)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise JwtVerificationError("malformed", f"JWT rejected: {name} is not a number")
+    if isinstance(exp, int | float) and exp <= now - leeway:
+        raise JwtVerificationError("expired", "JWT rejected: the token has expired")
+    if isinstance(iat, int | float) and iat > now + leeway:
+        raise JwtVerificationError(
+            "not yet valid",
+            "JWT rejected: issued in the future",
+            hint="Check that both clocks are right.",
+        )
 
 
 def unverified_header(token: str) -> dict[str, Any]:
@@ -250,16 +275,16 @@ def _decode(
     algorithm: str,
     audience: str | Sequence[str] | None,
     leeway: float,
+    now: float | None = None,
 ) -> dict[str, Any]:
+    # PyJWT rejects any `aud` it was not told to expect; Connect HS256 tokens may carry one.
+    options: Options = {"verify_aud": audience is not None, "require": list(REQUIRED_CLAIMS)}
+    if now is not None:
+        # PyJWT cannot be given a clock: skip its time checks and make them against `now`.
+        options["verify_exp"] = options["verify_iat"] = options["verify_nbf"] = False
     try:
         claims = pyjwt.decode(
-            token,
-            key,
-            algorithms=[algorithm],
-            audience=audience,
-            leeway=leeway,
-            # PyJWT rejects any `aud` it was not told to expect; Connect HS256 tokens may carry one.
-            options={"verify_aud": audience is not None, "require": list(REQUIRED_CLAIMS)},
+            token, key, algorithms=[algorithm], audience=audience, leeway=leeway, options=options
         )
     except pyjwt.ExpiredSignatureError as exc:
         raise JwtVerificationError("expired", "JWT rejected: the token has expired") from exc
@@ -281,6 +306,8 @@ def _decode(
         ) from exc
     except pyjwt.InvalidTokenError as exc:
         raise JwtVerificationError("malformed", f"JWT rejected: {exc}") from exc
+    if now is not None:
+        check_times(claims, now, leeway)
     return dict(claims)
 
 

@@ -17,6 +17,10 @@ from connect_devloop.credentials import (
 )
 from connect_devloop.errors import CredentialsError, DevloopError
 
+from .keyrings import memory_keyring
+
+__all__ = ["memory_keyring"]  # autouse: the keychain in these lookups is an in-memory one
+
 VALUE = "ATATT3xFfGF0-very-secret"
 
 
@@ -204,6 +208,7 @@ def test_missing_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert info.value.hint == (
         "export CONNECT_DEV_TEST_TOKEN=<API token> before `connect-dev up`, "
+        "run `connect-dev login dev-jira` to keep it in the OS keychain, "
         "or set `password` in the [[hosts]] entry for a local host."
     )
     assert isinstance(info.value, DevloopError)
@@ -215,6 +220,7 @@ def test_nothing_configured() -> None:
 
     assert str(info.value) == "host 'local': no password or API token configured"
     assert info.value.hint == (
-        'Add `password_env = "VARIABLE"` to the [[hosts]] entry (Cloud: an API token '
+        "Run `connect-dev login local` to keep an API token in the OS keychain, "
+        'add `password_env = "VARIABLE"` to the [[hosts]] entry (Cloud: an API token '
         "from id.atlassian.com), or `password` for a local host."
     )

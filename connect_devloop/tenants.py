@@ -1,0 +1,294 @@
+"""Tenants the add-on was installed for: ``clientKey`` → ``sharedSecret``, remembered from the
+verified ``installed`` callbacks the proxy sees, so the proxy can check the JWTs hosts send and
+``connect-dev token``/``open`` can sign requests as the host would.
+
+Two files under the project's ``.connect-dev/``, both written atomically with mode 0600:
+
+- ``tenants.json``: what each tenant is (clientKey, add-on key, product base URL, the add-on's
+  public base URL, host name, times). Never a secret.
+- ``tenant-secrets.json``: the sharedSecrets, only for machines without a usable OS keychain.
+  Otherwise each secret is a keychain entry ``tenant <add-on key> <clientKey>`` (service
+  ``connect-devloop``), and this file does not exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .credentials import Secret
+from .errors import DevloopError
+from .keychain import Keychain, KeychainError, SystemKeychain, tenant_account
+
+__all__ = ["SECRETS_FILE_NAME", "TENANTS_FILE_NAME", "Tenant", "TenantError", "TenantStore"]
+
+logger = logging.getLogger(__name__)
+
+TENANTS_FILE_NAME = "tenants.json"
+SECRETS_FILE_NAME = "tenant-secrets.json"
+_FORMAT_VERSION = 1
+IN_KEYCHAIN = "keychain"
+IN_FILE = "file"
+
+
+class TenantError(DevloopError):
+    """No stored tenant matches, or its secret cannot be read."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One installation of the add-on on a site, as its verified ``installed`` callback said."""
+
+    client_key: str
+    addon_key: str
+    base_url: str  # the product's base URL (payload ``baseUrl``)
+    addon_base_url: str  # where the host reaches the add-on: the verified ``aud``
+    host: str = ""  # the [[hosts]] name in connect-dev.toml, or the base URL
+    product: str = ""
+    installed_at: float = field(default_factory=time.time)
+    uninstalled_at: float | None = None
+    secret_in: str = IN_KEYCHAIN  # "keychain" or "file"
+
+    @property
+    def installed(self) -> bool:
+        return self.uninstalled_at is None
+
+    def describe(self) -> str:
+        where = f"{self.host} " if self.host and self.host != self.base_url else ""
+        return f"{self.client_key} ({where}{self.base_url})"
+
+
+class TenantStore:
+    """Reads and writes the tenant files of one project (``directory`` is its ``.connect-dev``).
+
+    ``keychain=None`` means the system keychain; a keychain that turns out not to work sends the
+    secrets to the 0600 file instead, once, with a warning in the log.
+    """
+
+    def __init__(self, directory: Path, keychain: Keychain | None = None) -> None:
+        self.directory = directory
+        self.path = directory / TENANTS_FILE_NAME
+        self.secrets_path = directory / SECRETS_FILE_NAME
+        self._keychain: Keychain = keychain if keychain is not None else SystemKeychain()
+        self._lock = threading.Lock()
+        # Why the last secret went to the file instead of the keychain, if it did.
+        self.keychain_problem: KeychainError | None = None
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def tenants(self) -> list[Tenant]:
+        """Every stored tenant, most recently installed first."""
+        data = _read_json(self.path)
+        tenants = []
+        for entry in data.get("tenants", []):
+            try:
+                tenants.append(Tenant(**entry))
+            except TypeError:
+                logger.warning("%s: skipped an entry this version cannot read", self.path)
+        return sorted(tenants, key=lambda t: t.installed_at, reverse=True)
+
+    def get(self, client_key: str, addon_key: str | None = None) -> Tenant | None:
+        for tenant in self.tenants():
+            if tenant.client_key == client_key and addon_key in (None, tenant.addon_key):
+                return tenant
+        return None
+
+    def secret(self, tenant: Tenant) -> Secret:
+        """The tenant's sharedSecret; ``TenantError`` when it cannot be read."""
+        if tenant.secret_in == IN_FILE:
+            value = _read_json(self.secrets_path).get("secrets", {}).get(_file_key(tenant))
+            if isinstance(value, str) and value:
+                return Secret(value)
+            raise TenantError(
+                f"the sharedSecret of tenant {tenant.client_key} is missing from "
+                f"{self.secrets_path}",
+                hint="Let the host install the add-on again (`connect-dev up`).",
+            )
+        try:
+            secret = self._keychain.get(tenant_account(tenant.addon_key, tenant.client_key))
+        except KeychainError as exc:
+            raise TenantError(
+                f"cannot read the sharedSecret of tenant {tenant.client_key}: {exc.message}",
+                hint=exc.hint,
+            ) from exc
+        if secret is None:
+            raise TenantError(
+                f"the sharedSecret of tenant {tenant.client_key} is not in the keychain "
+                f"({self._keychain.description}) any more",
+                hint="Let the host install the add-on again (`connect-dev up`).",
+            )
+        return secret
+
+    def select(
+        self, selector: str | None = None, *, addon_key: str | None = None
+    ) -> tuple[Tenant, Secret]:
+        """The tenant ``connect-dev token`` signs for: ``selector`` is a clientKey, a host name
+        or a product base URL; without one, the only tenant (of ``addon_key`` when given)."""
+        tenants = self.tenants()
+        if not tenants:
+            raise TenantError(
+                f"no tenant stored for this project ({self.path} has none)",
+                hint="Run `connect-dev up` and let a host install the add-on: connect-dev "
+                "remembers each tenant from its verified, signed `installed` callback "
+                '(the descriptor needs "apiMigrations": {"signed-install": true}).',
+            )
+        if selector is not None:
+            wanted = selector.rstrip("/")
+            matches = [
+                t for t in tenants if wanted in (t.client_key, t.host, t.base_url.rstrip("/"))
+            ]
+            if not matches:
+                raise TenantError(
+                    f"no stored tenant matches {selector!r}",
+                    hint="Stored tenants: " + _listing(tenants),
+                )
+        else:
+            matches = tenants
+        if addon_key is not None and any(t.addon_key == addon_key for t in matches):
+            matches = [t for t in matches if t.addon_key == addon_key]
+        installed = [t for t in matches if t.installed] or matches
+        if len({t.client_key for t in installed}) > 1:
+            raise TenantError(
+                f"{len(installed)} tenants are stored; say which one with --tenant",
+                hint="Stored tenants: " + _listing(installed),
+            )
+        tenant = installed[0]
+        return tenant, self.secret(tenant)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def remember(self, tenant: Tenant, secret: Secret) -> Tenant:
+        """Store ``tenant`` and its ``secret`` (replacing an earlier installation's)."""
+        with self._lock:
+            stored = self._store_secret(tenant, secret)
+            tenants = [
+                t
+                for t in self.tenants()
+                if (t.client_key, t.addon_key) != (tenant.client_key, tenant.addon_key)
+            ]
+            self._write_index([stored, *tenants])
+            return stored
+
+    def mark_uninstalled(self, client_key: str, addon_key: str, at: float | None = None) -> None:
+        """Note that the host uninstalled the add-on. The secret stays: add-ons usually keep
+        the tenant too, so ``token`` still reaches them; ``logout --tenants`` removes it."""
+        with self._lock:
+            tenants = self.tenants()
+            changed = [
+                replace(t, uninstalled_at=at if at is not None else time.time())
+                if (t.client_key, t.addon_key) == (client_key, addon_key)
+                else t
+                for t in tenants
+            ]
+            if changed != tenants:
+                self._write_index(changed)
+
+    def forget(self, tenants: Iterable[Tenant] | None = None) -> list[Tenant]:
+        """Remove ``tenants`` (default: all) and their secrets; returns what was removed."""
+        with self._lock:
+            stored = self.tenants()
+            doomed = stored if tenants is None else list(tenants)
+            keys = {(t.client_key, t.addon_key) for t in doomed}
+            for tenant in doomed:
+                self._delete_secret(tenant)
+            self._write_index([t for t in stored if (t.client_key, t.addon_key) not in keys])
+            secrets = _read_json(self.secrets_path).get("secrets", {})
+            if not secrets and self.secrets_path.exists():
+                self.secrets_path.unlink()
+            return [t for t in stored if (t.client_key, t.addon_key) in keys]
+
+    def _store_secret(self, tenant: Tenant, secret: Secret) -> Tenant:
+        try:
+            self._keychain.set(tenant_account(tenant.addon_key, tenant.client_key), secret)
+        except KeychainError as exc:
+            # The caller learns it from `secret_in`; `up` reports it once as a warning event.
+            logger.debug(
+                "tenant %s: keeping its sharedSecret in %s (mode 0600): %s",
+                tenant.client_key,
+                self.secrets_path,
+                exc.message,
+            )
+            self.keychain_problem = exc
+        else:
+            self._drop_file_secret(tenant)
+            return replace(tenant, secret_in=IN_KEYCHAIN)
+        data = _read_json(self.secrets_path)
+        secrets = dict(data.get("secrets", {}))
+        secrets[_file_key(tenant)] = secret.reveal()
+        _write_json(self.secrets_path, {"version": _FORMAT_VERSION, "secrets": secrets})
+        return replace(tenant, secret_in=IN_FILE)
+
+    def _delete_secret(self, tenant: Tenant) -> None:
+        if tenant.secret_in == IN_KEYCHAIN:
+            try:
+                self._keychain.delete(tenant_account(tenant.addon_key, tenant.client_key))
+            except KeychainError as exc:
+                logger.warning("tenant %s: %s", tenant.client_key, exc.message)
+        self._drop_file_secret(tenant)
+
+    def _drop_file_secret(self, tenant: Tenant) -> None:
+        data = _read_json(self.secrets_path)
+        secrets = dict(data.get("secrets", {}))
+        if secrets.pop(_file_key(tenant), None) is not None:
+            _write_json(self.secrets_path, {"version": _FORMAT_VERSION, "secrets": secrets})
+
+    def _write_index(self, tenants: Sequence[Tenant]) -> None:
+        _write_json(
+            self.path,
+            {"version": _FORMAT_VERSION, "tenants": [asdict(t) for t in tenants]},
+        )
+
+
+def _file_key(tenant: Tenant) -> str:
+    return tenant_account(tenant.addon_key, tenant.client_key)
+
+
+def _listing(tenants: Sequence[Tenant]) -> str:
+    return "; ".join(t.describe() for t in tenants)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise TenantError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise TenantError(
+            f"{path}: damaged (not the JSON connect-dev writes)",
+            hint="Delete it; the next install through `connect-dev up` writes it again.",
+        ) from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically; the file is 0600 from the moment it exists."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise TenantError(f"{path}: cannot write: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=2)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp, 0o600)
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise TenantError(f"{path}: cannot write: {exc.strerror}") from exc

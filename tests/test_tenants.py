@@ -1,0 +1,162 @@
+"""The tenant store: metadata in tenants.json (never a secret), secrets in the keychain or, with
+no keychain, in a 0600 file; selection for `connect-dev token`."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backends import fail
+
+from connect_devloop.credentials import Secret
+from connect_devloop.keychain import MemoryKeychain, SystemKeychain
+from connect_devloop.tenants import Tenant, TenantError, TenantStore
+
+from .keyrings import MemoryKeyring, memory_keyring
+
+__all__ = ["memory_keyring"]
+
+SECRET = "tenant-shared-secret-0123456789abcdef"
+
+
+def tenant(client_key: str = "client-1", **changes: object) -> Tenant:
+    fields: dict[str, object] = {
+        "client_key": client_key,
+        "addon_key": "my-addon",
+        "base_url": "https://site.atlassian.net",
+        "addon_base_url": "https://tunnel.example.com",
+        "host": "dev-jira",
+        "product": "jira",
+        "installed_at": 1000.0,
+    }
+    fields.update(changes)
+    return Tenant(**fields)  # type: ignore[arg-type]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_secrets_go_to_the_keychain_and_the_index_holds_none(
+    tmp_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    store = TenantStore(tmp_path / ".connect-dev")
+    stored = store.remember(tenant(), Secret(SECRET))
+    assert stored.secret_in == "keychain"
+    assert memory_keyring.entries == {("connect-devloop", "tenant my-addon client-1"): SECRET}
+    assert SECRET not in store.path.read_text(encoding="utf-8")
+    assert mode(store.path) == 0o600
+    assert not store.secrets_path.exists()
+    assert store.tenants() == [stored]
+    assert store.secret(stored) == Secret(SECRET)
+    assert json.loads(store.path.read_text(encoding="utf-8"))["tenants"][0] == {
+        "client_key": "client-1",
+        "addon_key": "my-addon",
+        "base_url": "https://site.atlassian.net",
+        "addon_base_url": "https://tunnel.example.com",
+        "host": "dev-jira",
+        "product": "jira",
+        "installed_at": 1000.0,
+        "uninstalled_at": None,
+        "secret_in": "keychain",
+    }
+
+
+def test_without_a_keychain_secrets_go_to_a_0600_file(tmp_path: Path) -> None:
+    keyring.set_keyring(fail.Keyring())
+    store = TenantStore(tmp_path / ".connect-dev")
+    stored = store.remember(tenant(), Secret(SECRET))
+    assert stored.secret_in == "file"
+    assert store.keychain_problem is not None
+    assert SECRET not in store.path.read_text(encoding="utf-8")
+    assert mode(store.secrets_path) == 0o600
+    assert mode(store.path) == 0o600
+    assert json.loads(store.secrets_path.read_text(encoding="utf-8")) == {
+        "version": 1,
+        "secrets": {"tenant my-addon client-1": SECRET},
+    }
+    assert store.secret(stored) == Secret(SECRET)
+    assert store.forget() == [stored]
+    assert not store.secrets_path.exists()
+    assert store.tenants() == []
+
+
+def test_a_reinstall_replaces_the_secret_and_moves_it_to_the_keychain(tmp_path: Path) -> None:
+    keyring.set_keyring(fail.Keyring())
+    store = TenantStore(tmp_path)
+    store.remember(tenant(), Secret("old"))
+    keyring.set_keyring(MemoryKeyring())
+    stored = store.remember(tenant(installed_at=2000.0), Secret("new"))
+    assert stored.secret_in == "keychain"
+    assert [t.installed_at for t in store.tenants()] == [2000.0]
+    assert store.secret(stored) == Secret("new")
+    assert json.loads(store.secrets_path.read_text(encoding="utf-8"))["secrets"] == {}
+
+
+def test_uninstall_is_noted_and_the_secret_kept(tmp_path: Path) -> None:
+    store = TenantStore(tmp_path, MemoryKeychain())
+    store.remember(tenant(), Secret(SECRET))
+    store.mark_uninstalled("client-1", "my-addon", at=3000.0)
+    (found,) = store.tenants()
+    assert found.uninstalled_at == 3000.0
+    assert not found.installed
+    assert store.secret(found) == Secret(SECRET)
+
+
+def test_select_the_only_tenant_or_by_client_key_host_or_url(tmp_path: Path) -> None:
+    store = TenantStore(tmp_path, MemoryKeychain())
+    with pytest.raises(TenantError) as empty:
+        store.select()
+    assert empty.value.message == f"no tenant stored for this project ({store.path} has none)"
+    store.remember(tenant(), Secret("one"))
+    assert store.select() == (store.tenants()[0], Secret("one"))
+    store.remember(
+        tenant("client-2", host="dev-wiki", base_url="https://site.atlassian.net/wiki",
+               installed_at=2000.0),
+        Secret("two"),
+    )  # fmt: skip
+    with pytest.raises(TenantError) as several:
+        store.select()
+    assert several.value.message == "2 tenants are stored; say which one with --tenant"
+    assert several.value.hint == (
+        "Stored tenants: client-2 (dev-wiki https://site.atlassian.net/wiki); "
+        "client-1 (dev-jira https://site.atlassian.net)"
+    )
+    assert store.select("client-1")[1] == Secret("one")
+    assert store.select("dev-wiki")[1] == Secret("two")
+    assert store.select("https://site.atlassian.net/wiki/")[1] == Secret("two")
+    with pytest.raises(TenantError) as unknown:
+        store.select("nobody")
+    assert unknown.value.message == "no stored tenant matches 'nobody'"
+
+
+def test_select_prefers_installed_tenants_of_the_current_add_on(tmp_path: Path) -> None:
+    store = TenantStore(tmp_path, MemoryKeychain())
+    store.remember(tenant("old", installed_at=1.0), Secret("old"))
+    store.mark_uninstalled("old", "my-addon")
+    store.remember(tenant("other-addon", addon_key="renamed", installed_at=2.0), Secret("x"))
+    store.remember(tenant("current", installed_at=3.0), Secret("current"))
+    assert store.select(addon_key="my-addon")[0].client_key == "current"
+
+
+def test_a_secret_missing_from_the_keychain_is_explained(tmp_path: Path) -> None:
+    keychain = MemoryKeychain()
+    store = TenantStore(tmp_path, keychain)
+    stored = store.remember(tenant(), Secret(SECRET))
+    keychain.entries.clear()
+    with pytest.raises(TenantError) as caught:
+        store.secret(stored)
+    assert caught.value.message == (
+        "the sharedSecret of tenant client-1 is not in the keychain (in memory) any more"
+    )
+
+
+def test_a_damaged_index_is_reported_not_raised_as_json_error(tmp_path: Path) -> None:
+    store = TenantStore(tmp_path, SystemKeychain())
+    store.path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(TenantError) as caught:
+        store.tenants()
+    assert caught.value.message == f"{store.path}: damaged (not the JSON connect-dev writes)"
