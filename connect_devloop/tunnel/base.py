@@ -1,4 +1,4 @@
-"""What every tunnel provider offers the supervisor."""
+"""What every tunnel provider offers the supervisor and the keeper."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ __all__ = ["Tunnel"]
 class Tunnel(Protocol):
     """Makes the local proxy reachable by the hosts at a public URL.
 
-    ``open`` returns the public URL (no trailing slash); ``close`` must be safe to call twice and
-    must stop only what this tunnel started.
+    ``open`` returns the public URL (no trailing slash) once requests to it reach ``local_url``,
+    or raises ``TunnelError``; after ``close`` it may be called again (the keeper reopens a tunnel
+    that dropped). ``close`` must be safe to call twice and must stop only what this tunnel
+    started. ``exited`` says why the process the tunnel runs (agent, ssh) is gone, or None while
+    it runs or when there is no process.
     """
 
     provider: str
@@ -19,3 +22,5 @@ class Tunnel(Protocol):
     async def open(self, local_url: str) -> str: ...
 
     async def close(self) -> None: ...
+
+    def exited(self) -> str | None: ...

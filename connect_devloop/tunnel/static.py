@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from .leftover import ProcessFile
+
 __all__ = ["StaticTunnel"]
 
 
@@ -10,11 +14,27 @@ class StaticTunnel:
 
     provider = "none"
 
-    def __init__(self, public_url: str | None = None) -> None:
+    def __init__(
+        self, public_url: str | None = None, *, leftovers: ProcessFile | None = None
+    ) -> None:
+        """``leftovers``: a tunnel process an earlier, killed run (with another provider) left
+        running is stopped on the first open."""
         self._public_url = public_url
+        self._leftovers = leftovers
+
+    @property
+    def configured(self) -> bool:
+        """True when the URL is one the user runs (``[tunnel] public_url``), not the proxy's."""
+        return self._public_url is not None
 
     async def open(self, local_url: str) -> str:
+        leftovers, self._leftovers = self._leftovers, None
+        if leftovers is not None:
+            await asyncio.to_thread(leftovers.stop_leftover)
         return (self._public_url or local_url).rstrip("/")
 
     async def close(self) -> None:
+        return None
+
+    def exited(self) -> str | None:
         return None

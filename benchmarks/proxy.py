@@ -1,0 +1,278 @@
+"""What the proxy costs: added latency per request, and requests/s through it vs direct.
+
+    python benchmarks/proxy.py [--requests 3000] [--seconds 10] [--connections 50]
+                               [--addon-work-ms 0]
+
+The add-on (a minimal aiohttp server) and the proxy (``connect_devloop.proxy.Proxy`` with an
+event bus and the state reducer subscribed, as in `up`, without a renderer) each run in their
+own process, on loopback; the load comes from this process, through a small keep-alive HTTP/1.1
+client on asyncio streams (aiohttp's client would be the bottleneck, not the servers).
+
+Prints:
+  1. latency: ``--requests`` sequential GETs on one kept-alive connection, direct and through
+     the proxy, interleaved in rounds of 100 so that drift hits both alike; median and p95 of
+     each, and what the proxy adds (proxied minus direct);
+  2. throughput: ``--connections`` concurrent kept-alive connections for ``--seconds`` s,
+     direct and then through the proxy; requests/s of each and the ratio.
+Targets (DESIGN, issue 3): median added latency < 1 ms; throughput >= 50 % of direct.
+Everything is bounded: a fixed count of requests, a fixed time of load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+BODY = b'{"ok": true, "page": "hello from the add-on"}\n' * 4  # ~200 bytes, like a small JSON API
+
+
+# --- the servers (each in its own process) -------------------------------------------------------
+
+
+async def serve_addon(work_ms: float) -> None:
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        if work_ms:  # what a real handler spends (templates, queries): CPU, not sleep
+            until = time.perf_counter() + work_ms / 1000
+            while time.perf_counter() < until:
+                pass
+        return web.Response(body=BODY, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(json.dumps({"url": f"http://127.0.0.1:{runner.addresses[0][1]}"}), flush=True)
+    await answer_cpu_questions()
+    await runner.cleanup()
+
+
+async def answer_cpu_questions() -> None:
+    """Each line on stdin asks for this process's CPU seconds so far; EOF ends the server."""
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, sys.stdin.readline):
+        print(json.dumps({"cpu": time.process_time()}), flush=True)
+
+
+async def serve_proxy(addon_url: str) -> None:
+    from connect_devloop.events import EventBus
+    from connect_devloop.proxy import Proxy
+    from connect_devloop.state import State, reduce
+
+    bus = EventBus()
+    state = State.initial([])
+
+    def track(event: object) -> None:
+        nonlocal state
+        state = reduce(state, event)  # type: ignore[arg-type]
+
+    bus.subscribe(track)
+    proxy = Proxy(addon_url, bus.emit, port=0)
+    await proxy.start()
+    print(json.dumps({"url": proxy.url}), flush=True)
+    await answer_cpu_questions()
+    await proxy.close()
+
+
+class Server:
+    """A server process of this script: its URL, and its CPU time on demand."""
+
+    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
+        self.process = process
+        self.url = url
+
+    async def cpu(self) -> float:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(b"cpu\n")
+        await self.process.stdin.drain()
+        line = await asyncio.wait_for(self.process.stdout.readline(), 30)
+        return float(json.loads(line)["cpu"])
+
+
+@contextlib.asynccontextmanager
+async def server(*args: str) -> AsyncIterator[Server]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        yield Server(process, str(json.loads(line)["url"]))
+    finally:
+        process.stdin.close()
+        await asyncio.wait_for(process.wait(), 30)
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+class Connection:
+    """One kept-alive HTTP/1.1 connection that GETs a path and reads the whole answer."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.request = f"GET /bench HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self) -> None:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"unexpected answer: {head[:80]!r}")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(ConnectionError):
+                await self.writer.wait_closed()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def latencies(direct_url: str, proxy_url: str, count: int) -> tuple[list[float], ...]:
+    direct, proxied = Connection(direct_url), Connection(proxy_url)
+    for _ in range(200):  # warm up both paths (connections, caches, the proxy's pool)
+        await direct.get()
+        await proxied.get()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(max(1, count // 100)):
+        for connection, bucket in ((direct, times[0]), (proxied, times[1])):
+            for _ in range(100):
+                started = time.perf_counter()
+                await connection.get()
+                bucket.append((time.perf_counter() - started) * 1000)
+    await direct.close()
+    await proxied.close()
+    return times
+
+
+class Load:
+    """``connections`` kept-alive connections to one URL, loaded in slices of time."""
+
+    def __init__(self, url: str, connections: int) -> None:
+        self.connections = [Connection(url) for _ in range(connections)]
+        self.done = 0
+        self.seconds = 0.0
+
+    async def run(self, seconds: float) -> None:
+        deadline = time.perf_counter() + seconds
+
+        async def worker(connection: Connection) -> None:
+            while time.perf_counter() < deadline:
+                await connection.get()
+                self.done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in self.connections))
+        self.seconds += time.perf_counter() - started
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds
+
+    async def close(self) -> None:
+        for connection in self.connections:
+            await connection.close()
+
+
+async def throughput(
+    addon: Server, proxy: Server, seconds: float, connections: int
+) -> tuple[Load, Load, float, float]:
+    """Direct and proxied load in alternating 1 s slices (noise on a shared machine hits both
+    alike); also the CPU the add-on spends per direct request, and the proxy per request."""
+    direct, proxied = Load(addon.url, connections), Load(proxy.url, connections)
+    addon_cpu = proxy_cpu = 0.0
+    slices = max(1, round(seconds))
+    for _ in range(slices):
+        before = await addon.cpu()
+        await direct.run(seconds / slices)
+        addon_cpu += await addon.cpu() - before
+        before = await proxy.cpu()
+        await proxied.run(seconds / slices)
+        proxy_cpu += await proxy.cpu() - before
+    await direct.close()
+    await proxied.close()
+    return direct, proxied, addon_cpu * 1000 / direct.done, proxy_cpu * 1000 / proxied.done
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--addon-work-ms",
+        type=float,
+        default=0.0,
+        help="CPU the add-on spends per request (default 0: the cheapest possible add-on)",
+    )
+    args = parser.parse_args()
+
+    print(f"add-on work per request: {args.addon_work_ms:g} ms")
+    async with (
+        server("--serve-addon", str(args.addon_work_ms)) as addon,
+        server("--serve-proxy", addon.url) as proxy,
+    ):
+        direct, proxied = await latencies(addon.url, proxy.url, args.requests)
+        added_median = statistics.median(proxied) - statistics.median(direct)
+        added_p95 = percentile(proxied, 0.95) - percentile(direct, 0.95)
+        print(
+            f"latency, {len(direct)} sequential GETs each: direct median "
+            f"{statistics.median(direct):.3f} ms, p95 {percentile(direct, 0.95):.3f} ms; "
+            f"through the proxy median {statistics.median(proxied):.3f} ms, "
+            f"p95 {percentile(proxied, 0.95):.3f} ms"
+        )
+        print(
+            f"added by the proxy: median {added_median:.3f} ms, p95 {added_p95:.3f} ms  "
+            f"[target: median < 1 ms]"
+        )
+        loads = await throughput(addon, proxy, args.seconds, args.connections)
+        direct_load, proxied_load, addon_ms, proxy_ms = loads
+        print(
+            f"throughput, {args.connections} connections for {args.seconds:g} s each "
+            f"(alternating 1 s slices): direct {direct_load.rate:,.0f} req/s, through the proxy "
+            f"{proxied_load.rate:,.0f} req/s, ratio {proxied_load.rate / direct_load.rate:.0%}"
+            "  [target: >= 50 %]"
+        )
+        print(
+            f"CPU per request: the add-on {addon_ms:.3f} ms, the proxy {proxy_ms:.3f} ms "
+            f"({proxy_ms / addon_ms:.1f}x the add-on's)"
+        )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve-addon"]:
+        asyncio.run(serve_addon(float(sys.argv[2])))
+    elif sys.argv[1:2] == ["--serve-proxy"]:
+        asyncio.run(serve_proxy(sys.argv[2]))
+    else:
+        asyncio.run(main())
