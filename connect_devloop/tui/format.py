@@ -1,0 +1,106 @@
+"""How the dashboard words and shortens things: pure functions of events and state.
+
+Kept apart from the widgets so the exact texts are tested without a terminal, and so every panel
+says the same thing the same way (a reason is "saved" in the hosts table and in the detail view).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..config import is_loopback_url
+from ..state import HostState, HostStatus
+
+__all__ = [
+    "SPINNER",
+    "clock",
+    "duration",
+    "host_state_label",
+    "latency",
+    "reason_label",
+    "short_url",
+    "truncate",
+    "verdict_label",
+]
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+_REASONS = {
+    "startup": "startup",
+    "descriptor_changed": "saved",
+    "tunnel_changed": "tunnel URL",
+    "manual": "manual",
+    "recovery": "recovery",
+    "shutdown": "shutdown",
+    "key_changed": "key change",
+}
+
+
+def clock(ts: float) -> str:
+    """Local wall-clock time of an event, to the second: the panels are narrower than a log."""
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def duration(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    return f"{ms / 1000:.1f} s"
+
+
+def latency(ms: float) -> str:
+    """A request's latency: a tenth of a millisecond matters below 100 ms, not above."""
+    if ms < 100:
+        return f"{ms:.1f} ms"
+    return duration(ms)
+
+
+def reason_label(reason: str) -> str:
+    return _REASONS.get(reason, reason.replace("_", " "))
+
+
+def truncate(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells with an ellipsis; the start is what identifies it."""
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def short_url(url: str) -> str:
+    """A host URL without its scheme when it says nothing (``https``, or a host on loopback);
+    plain ``http`` to another machine keeps it, because that is worth noticing."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url)):
+        return url.split("://", 1)[1].rstrip("/")
+    return url.rstrip("/")
+
+
+def host_state_label(status: HostStatus, frame: int = 0) -> str:
+    """The state cell: a symbol a glance can read, then the word."""
+    spinner = SPINNER[frame % len(SPINNER)]
+    match status.state:
+        case HostState.INSTALLING:
+            again = status.reason not in ("startup", "recovery")
+            return f"{spinner} {'re-installing' if again else 'installing'}"
+        case HostState.INSTALLED:
+            return "✔ installed" if status.enabled is not False else "⚠ disabled"
+        case HostState.FAILED:
+            return "✖ failed"
+        case HostState.UNINSTALLED:
+            return "○ uninstalled"
+        case HostState.UNINSTALL_FAILED:
+            return "✖ uninstall failed"
+    return "· pending"
+
+
+def verdict_label(verdict: dict[str, Any] | None) -> str:
+    """The JWT cell of a request: empty when the request carried no Connect JWT."""
+    if verdict is None:
+        return ""
+    if verdict.get("verified") is True:
+        return "✔ verified"
+    label = verdict.get("verdict") or verdict.get("reason") or "not verified"
+    return f"✖ {label}"

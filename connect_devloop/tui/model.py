@@ -1,0 +1,83 @@
+"""What the dashboard knows beyond ``State``, reduced from the same events, purely.
+
+``State`` (``connect_devloop.state``) is shared by every renderer. Two things only the dashboard
+shows are derived here: each host's tenant (from ``lifecycle`` events, when the proxy reports
+them) and the teardown progress after the user quits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..events import Deregistered, DeregistrationFailed, Event, Lifecycle
+from ..state import State
+
+__all__ = [
+    "Teardown",
+    "TeardownStep",
+    "Tenant",
+    "teardown_steps",
+    "track_teardown",
+    "track_tenants",
+]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The last lifecycle callback a host sent for the add-on."""
+
+    client_key: str
+    event: str  # installed | uninstalled | enabled | disabled
+    verified: bool
+    reason: str = ""  # why it was not verified
+
+    @property
+    def active(self) -> bool:
+        return self.event != "uninstalled"
+
+
+def track_tenants(tenants: Mapping[str, Tenant], event: Event) -> Mapping[str, Tenant]:
+    if isinstance(event, Lifecycle):
+        tenant = Tenant(event.client_key, event.event, event.verified, event.reason)
+        return {**tenants, event.host: tenant}
+    return tenants
+
+
+class Teardown:
+    UNINSTALLING = "uninstalling"
+    UNINSTALLED = "uninstalled"
+    FAILED = "failed"
+    NOTHING = "nothing"
+
+
+@dataclass(frozen=True)
+class TeardownStep:
+    host: str
+    step: str  # a Teardown value
+    detail: str = ""  # the key uninstalled, or the error
+
+
+def track_teardown(
+    outcomes: Mapping[str, TeardownStep], event: Event
+) -> Mapping[str, TeardownStep]:
+    """Fold one event seen after quitting into each host's outcome; a failure sticks."""
+    match event:
+        case Deregistered(host=host, key=key):
+            if host in outcomes and outcomes[host].step == Teardown.FAILED:
+                return outcomes
+            return {**outcomes, host: TeardownStep(host, Teardown.UNINSTALLED, key)}
+        case DeregistrationFailed(host=host, error=error):
+            return {**outcomes, host: TeardownStep(host, Teardown.FAILED, error)}
+    return outcomes
+
+
+def teardown_steps(state: State, outcomes: Mapping[str, TeardownStep]) -> list[TeardownStep]:
+    """Every host's progress since quitting. A host with nothing in the ledger sends no event
+    during teardown, so it is "uninstalling" until ``stopped`` says the teardown is over."""
+    steps = [
+        outcomes.get(name)
+        or TeardownStep(name, Teardown.NOTHING if state.stopped else Teardown.UNINSTALLING)
+        for name in state.hosts
+    ]
+    return steps + [step for name, step in outcomes.items() if name not in state.hosts]

@@ -1,0 +1,111 @@
+"""The request inspector: the newest proxied requests, newest at the bottom.
+
+Rows arrive in batches (the app flushes at most every 100 ms) and the table keeps at most
+``MAX_ROWS``, so a flood costs one redraw per batch and constant memory. The cursor follows the
+newest request unless the user moved it up to look at one; then it stays on that request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable
+
+from ..events import RequestServed
+from ..redact import mask_path
+from ..state import MAX_RECENT_REQUESTS
+from .format import clock, latency, truncate, verdict_label
+
+__all__ = ["MAX_ROWS", "RequestTable"]
+
+MAX_ROWS = MAX_RECENT_REQUESTS
+PATH_WIDTH = 55
+JWT_WIDTH = 22
+
+
+class RequestTable(DataTable[Text]):
+    DEFAULT_CSS = """
+    RequestTable {
+        height: 1fr;
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+        scrollbar-size-vertical: 1;
+    }
+    RequestTable:focus {
+        border: round $accent;
+    }
+    """
+    BINDINGS = [Binding("enter", "select_cursor", "Details")]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row")
+        self.border_title = "Requests"
+        self._requests: dict[int, RequestServed] = {}
+
+    def on_mount(self) -> None:
+        for key, label, width in (
+            ("time", "Time", 8),
+            ("method", "Method", 7),
+            ("path", "Path", PATH_WIDTH),
+            ("status", "Status", 6),
+            ("took", "Took", 8),
+            ("jwt", "JWT", JWT_WIDTH),
+        ):
+            self.add_column(label, width=width, key=key)
+
+    def request_at_cursor(self) -> RequestServed | None:
+        if self.row_count == 0:
+            return None
+        row_key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
+        return self._requests.get(int(row_key.value or 0))
+
+    def add(self, requests: Sequence[RequestServed], last_number: int) -> None:
+        """Append ``requests``, the last of which is request number ``last_number``."""
+        if not requests:
+            return
+        following = not self.has_focus or self.cursor_row >= self.row_count - 1
+        selected = None if following else self._cursor_key()
+        requests = requests[-MAX_ROWS:]
+        for number, request in enumerate(requests, start=last_number - len(requests) + 1):
+            self._requests[number] = request
+            self.add_row(*_cells(request), key=str(number))
+        excess = len(self._requests) - MAX_ROWS
+        if excess > 0:
+            for number in list(self._requests)[:excess]:  # dicts keep insertion order
+                del self._requests[number]
+                self.remove_row(str(number))
+        if following:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+        elif selected is not None and int(selected) in self._requests:
+            self.move_cursor(row=self.get_row_index(selected), animate=False)
+
+    def _cursor_key(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        return self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
+
+
+def _cells(request: RequestServed) -> tuple[Text, ...]:
+    verdict = request.jwt
+    jwt_style = "" if verdict is None else "green" if verdict.get("verified") is True else "red"
+    return (
+        Text(clock(request.ts), "dim"),
+        Text(request.method),
+        Text(truncate(mask_path(request.path), PATH_WIDTH)),
+        Text(str(request.status), _status_style(request.status)),
+        Text(latency(request.duration_ms), justify="right"),
+        Text(truncate(verdict_label(verdict), JWT_WIDTH), jwt_style),
+    )
+
+
+def _status_style(status: int) -> str:
+    if status >= 500:
+        return "bold red"
+    if status >= 400:
+        return "yellow"
+    if status >= 300:
+        return "cyan"
+    return "green"
