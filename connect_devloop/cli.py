@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from .events import EventBus
     from .supervisor import Supervisor
 
-__all__ = ["attach_log", "main", "make_supervisor", "run_until_signalled", "run_up"]
+__all__ = [
+    "attach_log",
+    "main",
+    "make_supervisor",
+    "run_until_signalled",
+    "run_up",
+    "wants_dashboard",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -130,6 +137,11 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-format", choices=("text", "json"), default=None)
     _add_verbose(demo)
     demo.set_defaults(command="demo", run=_cmd_demo)
+
+    # login, logout, token, open: secrets in the keychain and host-signed requests.
+    from .commands_credentials import add_parsers
+
+    add_parsers(commands, _add_config)
     return parser
 
 
@@ -182,8 +194,14 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def run_up(config: Config, *, log_format: str | None, no_tui: bool) -> int:
-    """Run the dev loop in the foreground with signal handling. Shared by `up` and `demo`."""
+    """Run the dev loop in the foreground with signal handling: the dashboard on a terminal,
+    else one line per event."""
     import asyncio
+
+    if wants_dashboard(sys.stdout, log_format, no_tui):
+        from .tui import run_dashboard
+
+        return asyncio.run(run_dashboard(config))
 
     from .events import EventBus
 
@@ -192,11 +210,17 @@ def run_up(config: Config, *, log_format: str | None, no_tui: bool) -> int:
     return asyncio.run(run_until_signalled(config, bus))
 
 
+def wants_dashboard(stream: TextIO, log_format: str | None, no_tui: bool) -> bool:
+    """The dashboard when ``stream`` is a terminal and neither --no-tui nor --log-format says
+    otherwise (a chosen log format means someone reads the lines)."""
+    return not no_tui and log_format is None and stream.isatty()
+
+
 def attach_log(bus: EventBus, stream: TextIO, log_format: str | None, no_tui: bool) -> None:
+    """Log lines for a run without the dashboard (see ``wants_dashboard``)."""
     from .render import JsonLinesRenderer, TextRenderer
 
-    # The dashboard arrives with its own issue; until then a terminal gets the text log too.
-    del no_tui
+    del no_tui  # the caller chose the log already; kept for callers' signatures
     if log_format == "json":
         bus.subscribe(JsonLinesRenderer(stream))
     else:
@@ -204,10 +228,31 @@ def attach_log(bus: EventBus, stream: TextIO, log_format: str | None, no_tui: bo
 
 
 def make_supervisor(config: Config, bus: EventBus) -> Supervisor:
-    """The one place `up`, `demo` and the dashboard build the daemon from the config."""
+    """The one place `up`, `demo` and the dashboard build the daemon from the config.
+
+    With a terminal on stdin, hosts without a password are asked for one here, before the
+    daemon (and any dashboard) starts.
+    """
+    from .credentials import prepare_password_sources
+    from .inspection import ConnectInspector
+    from .keychain import ngrok_authtoken_lookup
     from .supervisor import Supervisor
 
-    return Supervisor(config, bus)
+    supervisor: Supervisor | None = None
+
+    def served_descriptor() -> bytes | None:
+        # The descriptor as the proxy serves it now: its baseUrl and lifecycle paths.
+        proxy = supervisor.proxy if supervisor is not None else None
+        return proxy.descriptor if proxy is not None else None
+
+    supervisor = Supervisor(
+        config,
+        bus,
+        password_sources=prepare_password_sources(config.hosts),
+        inspector=ConnectInspector.for_config(config, bus.emit, served_descriptor),
+        ngrok_authtoken_lookup=ngrok_authtoken_lookup,
+    )
+    return supervisor
 
 
 async def run_until_signalled(config: Config, bus: EventBus) -> int:

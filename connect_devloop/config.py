@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ __all__ = [
     "CONFIG_FILE_NAME",
     "Config",
     "HostConfig",
+    "NgrokConfig",
+    "SshConfig",
     "TunnelConfig",
     "find_config",
     "is_loopback_url",
@@ -41,9 +44,15 @@ _SCHEMA: dict[str, dict[str, str]] = {
          "hosts": "array of tables"},
     "addon": {"url": "string"},
     "proxy": {"port": "integer"},
-    "tunnel": {"provider": "string", "public_url": "string"},
+    "tunnel": {"provider": "string", "public_url": "string", "health_interval": "number",
+               "health_timeout": "number", "ngrok": "table", "ssh": "table"},
+    "tunnel.ngrok": {"authtoken_env": "string", "domain": "string", "region": "string",
+                     "path": "string", "config_path": "string", "download": "boolean"},
+    "tunnel.ssh": {"target": "string", "port": "integer", "identity_file": "string",
+                   "remote_port": "integer", "remote_bind": "string", "url_pattern": "string",
+                   "options": "array of strings", "path": "string"},
     "hosts": {"name": "string", "url": "string", "product": "string", "username": "string",
-              "password_env": "string", "password": "string"},
+              "password_env": "string", "password": "string", "keys_url": "string"},
 }  # fmt: skip
 
 
@@ -58,6 +67,8 @@ class HostConfig:
     password_env: str | None = None
     password: Secret | None = None
     line: int | None = None
+    # Where this host's install-signing keys are published (None: the default for the host).
+    keys_url: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -69,9 +80,40 @@ class HostConfig:
 
 
 @dataclass(frozen=True)
+class NgrokConfig:
+    """``[tunnel.ngrok]``. Paths are absolute (resolved against the config file's directory)."""
+
+    authtoken_env: str = "NGROK_AUTHTOKEN"
+    domain: str | None = None  # a reserved domain, without scheme: "my-addon.ngrok.app"
+    region: str | None = None
+    path: Path | None = None  # the agent binary; None: looked up (never downloaded unless asked)
+    config_path: Path | None = None  # the user's own ngrok.yml, used only when set
+    download: bool = False  # let pyngrok download the agent from ngrok.com when it is missing
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    """``[tunnel.ssh]``: an ``ssh -N -R`` reverse tunnel to a server the user names."""
+
+    target: str | None = None  # "user@host" or a Host alias from ~/.ssh/config
+    port: int = 0  # 0: ssh's default (22 or what ~/.ssh/config says)
+    identity_file: Path | None = None
+    remote_port: int = 0  # 0: the server allocates one ("Allocated port N")
+    remote_bind: str | None = None  # -R bind_address (some services use it as a subdomain)
+    url_pattern: str | None = None  # regex finding the public URL in the service's output
+    options: tuple[str, ...] = ()  # extra "-o Key=Value" options
+    path: str = "ssh"
+
+
+@dataclass(frozen=True)
 class TunnelConfig:
     provider: str = "auto"
+    # none: the URL hosts use (default: the proxy's); ssh: a template with {host} and {port}
     public_url: str | None = None
+    health_interval: float = 5.0  # seconds between probes of the public URL; 0: no probes
+    health_timeout: float = 5.0
+    ngrok: NgrokConfig = field(default_factory=NgrokConfig)
+    ssh: SshConfig = field(default_factory=SshConfig)
 
 
 @dataclass(frozen=True)
@@ -83,6 +125,15 @@ class Config:
     tunnel: TunnelConfig = field(default_factory=TunnelConfig)
     hosts: tuple[HostConfig, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Line of each dotted key ("proxy.port", "hosts[1].url") as written in the file, so errors
+    # found later (a taken port) can still point at the line.
+    key_lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def error(self, key: str, message: str, hint: str | None = None) -> ConfigError:
+        """A ConfigError about ``key`` of this file, with its line when the file has the key."""
+        return ConfigError(
+            message, hint=hint, file=str(self.path), line=self.key_lines.get(key), key=key
+        )
 
     @property
     def project_dir(self) -> Path:
@@ -172,22 +223,167 @@ def parse_config(text: str, path: Path) -> Config:
             f"{provider!r} is not one of {', '.join(PROVIDERS)}",
             hint=_did_you_mean(provider, PROVIDERS),
         )
-    public_url = reader.get(tunnel, "tunnel", "public_url", str, "") or None
-    if public_url is not None:
-        reader.url(tunnel, "tunnel", "public_url", public_url)
+    tunnel_config = _read_tunnel(reader, tunnel, provider, path.parent)
 
     hosts, warnings = _read_hosts(reader, data)
+    _check_public_url(reader, tunnel_config, hosts)
     return Config(
         path=path,
         descriptor_path=(path.parent / descriptor).resolve(),
         addon_url=addon_url.rstrip("/"),
         proxy_port=port,
-        tunnel=TunnelConfig(
-            provider=provider, public_url=public_url.rstrip("/") if public_url else None
-        ),
+        tunnel=tunnel_config,
         hosts=tuple(hosts),
         warnings=tuple(warnings),
+        key_lines=lines.dotted(),
     )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_URL_FIELDS = frozenset({"host", "port"})
+
+
+def _read_tunnel(
+    reader: _Reader, tunnel: Mapping[str, Any], provider: str, base: Path
+) -> TunnelConfig:
+    public_url = reader.get(tunnel, "tunnel", "public_url", str, "") or None
+    if public_url is not None:
+        reader.url(tunnel, "tunnel", "public_url", _fill_url_template(reader, public_url))
+    interval = reader.get(tunnel, "tunnel", "health_interval", float, 5.0)
+    if interval < 0:
+        reader.fail("tunnel", "health_interval", "must be 0 (no probes) or more seconds")
+    timeout = reader.get(tunnel, "tunnel", "health_timeout", float, 5.0)
+    if timeout <= 0:
+        reader.fail("tunnel", "health_timeout", "must be more than 0 seconds")
+    return TunnelConfig(
+        provider=provider,
+        public_url=public_url.rstrip("/") if public_url else None,
+        health_interval=interval,
+        health_timeout=timeout,
+        ngrok=_read_ngrok(reader, reader.table(tunnel, "ngrok", parent="tunnel"), base),
+        ssh=_read_ssh(reader, reader.table(tunnel, "ssh", parent="tunnel"), base),
+    )
+
+
+def _fill_url_template(reader: _Reader, template: str) -> str:
+    """``public_url`` with {host} and {port} filled with examples, to check it is a URL."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        unknown = sorted(fields - _URL_FIELDS)
+        if unknown:
+            raise KeyError(unknown[0])
+        return template.format(host="example.com", port=8000)
+    except (KeyError, ValueError, IndexError) as exc:
+        return str(
+            reader.fail(
+                "tunnel",
+                "public_url",
+                f"{template!r} is not a URL template: {exc}",
+                hint="Only {host} and {port} are filled in (provider ssh), "
+                'e.g. "https://{port}.tunnel.example.net".',
+            )
+        )
+
+
+def _read_ngrok(reader: _Reader, table: Mapping[str, Any], base: Path) -> NgrokConfig:
+    name = "tunnel.ngrok"
+    env = reader.get(table, name, "authtoken_env", str, "NGROK_AUTHTOKEN")
+    if not _ENV_NAME.fullmatch(env):
+        reader.fail(
+            name,
+            "authtoken_env",
+            f"{env!r} is not an environment variable name",
+            hint="Name the variable (e.g. NGROK_AUTHTOKEN), not the authtoken itself.",
+        )
+    domain = reader.get(table, name, "domain", str, "") or None
+    if domain is not None:
+        parts = urlsplit(domain if "://" in domain else f"https://{domain}")
+        if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+            reader.fail(
+                name,
+                "domain",
+                f"{domain!r} is not a domain name",
+                hint='Write the reserved domain alone, e.g. domain = "my-addon.ngrok.app".',
+            )
+        domain = parts.netloc
+    region = reader.get(table, name, "region", str, "") or None
+    return NgrokConfig(
+        authtoken_env=env,
+        domain=domain,
+        region=region,
+        path=_path(reader.get(table, name, "path", str, ""), base),
+        config_path=_path(reader.get(table, name, "config_path", str, ""), base),
+        download=reader.get(table, name, "download", bool, False),
+    )
+
+
+def _read_ssh(reader: _Reader, table: Mapping[str, Any], base: Path) -> SshConfig:
+    name = "tunnel.ssh"
+    target = reader.get(table, name, "target", str, "") or None
+    if target is not None and (target.startswith("-") or any(c.isspace() for c in target)):
+        reader.fail(
+            name,
+            "target",
+            f"{target!r} is not an ssh destination",
+            hint='e.g. target = "me@my-vps.example.com" (options go in options = [...]).',
+        )
+    ports = {}
+    for key in ("port", "remote_port"):
+        ports[key] = reader.get(table, name, key, int, 0)
+        if not 0 <= ports[key] <= 65535:
+            reader.fail(name, key, f"{ports[key]} is not a port number (0-65535; 0 = default)")
+    pattern = reader.get(table, name, "url_pattern", str, "") or None
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            reader.fail(name, "url_pattern", f"not a regular expression: {exc}")
+    options = reader.get(table, name, "options", list, [])
+    for option in options:
+        if not isinstance(option, str) or option.startswith("-") or "=" not in option:
+            reader.fail(
+                name,
+                "options",
+                f"{option!r} is not an ssh option of the form Key=Value",
+                hint='e.g. options = ["StrictHostKeyChecking=accept-new"] (each is passed as -o).',
+            )
+    return SshConfig(
+        target=target,
+        port=ports["port"],
+        identity_file=_path(reader.get(table, name, "identity_file", str, ""), base),
+        remote_port=ports["remote_port"],
+        remote_bind=reader.get(table, name, "remote_bind", str, "") or None,
+        url_pattern=pattern,
+        options=tuple(options),
+        path=reader.get(table, name, "path", str, "ssh") or "ssh",
+    )
+
+
+def _path(value: str, base: Path) -> Path | None:
+    return (base / Path(value).expanduser()).resolve() if value else None
+
+
+def _check_public_url(reader: _Reader, tunnel: TunnelConfig, hosts: list[HostConfig]) -> None:
+    if tunnel.public_url is None:
+        return
+    provider = tunnel.provider
+    if provider == "auto":
+        provider = "none" if all(host.is_local for host in hosts) else "ngrok"
+    if provider == "ngrok":
+        reader.fail(
+            "tunnel",
+            "public_url",
+            "is not used with provider ngrok: ngrok gives the URL",
+            hint='For a tunnel you run yourself at this URL, set provider = "none"; for a fixed '
+            "ngrok URL, set [tunnel.ngrok] domain to your reserved domain.",
+        )
+    if provider == "none" and tunnel.public_url != _fill_url_template(reader, tunnel.public_url):
+        reader.fail(
+            "tunnel",
+            "public_url",
+            "{host} and {port} are filled in only with provider ssh",
+            hint="With provider none, write the URL hosts use to reach the proxy.",
+        )
 
 
 def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConfig], list[str]]:
@@ -235,6 +431,9 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
                 hint="Name the variable (e.g. JIRA_API_TOKEN), not its value.",
             )
         inline = reader.get(entry, table, "password", str, "") or None
+        keys_url = reader.get(entry, table, "keys_url", str, "") or None
+        if keys_url is not None:
+            reader.url(entry, table, "keys_url", keys_url)
         if name in seen:
             reader.fail(
                 table,
@@ -251,6 +450,7 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
             password_env=password_env,
             password=Secret(inline) if inline is not None else None,
             line=reader.lines.table_line(table),
+            keys_url=keys_url.rstrip("/") if keys_url is not None else None,
         )
         if inline is not None and not host.is_local:
             warnings.append(
@@ -305,15 +505,16 @@ class _Reader:
         allowed = _SCHEMA[_schema_name(table)]
         for key in data:
             if key not in allowed:
-                suggestion = _did_you_mean(key, allowed)
+                suggestion = _did_you_mean(key, allowed) or _belongs_elsewhere(table, key)
                 hint = suggestion or f"Known keys here: {', '.join(allowed)}."
                 self.fail(table, key, "unknown key", hint=hint)
 
-    def table(self, data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    def table(self, data: Mapping[str, Any], name: str, parent: str = "") -> Mapping[str, Any]:
         value = data.get(name, {})
+        dotted = _dotted(parent, name)
         if not isinstance(value, dict):
-            self.fail("", name, f"must be a table: write [{name}] on its own line")
-        self.check_keys(name, value)
+            self.fail(parent, name, f"must be a table: write [{dotted}] on its own line")
+        self.check_keys(dotted, value)
         table: Mapping[str, Any] = value
         return table
 
@@ -321,11 +522,20 @@ class _Reader:
         if key not in data:
             return default
         value = data[key]
+        # A TOML integer is a fine number of seconds.
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
         # bool is an int in Python; TOML's true is never a port.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             expected = _SCHEMA[_schema_name(table)][key]
             article = "an" if expected[0] in "aeiou" else "a"
-            example = {"integer": "8000", "string": '"text"'}.get(expected)
+            example = {
+                "integer": "8000",
+                "string": '"text"',
+                "number": "5.0",
+                "boolean": "true",
+                "array of strings": '["text"]',
+            }.get(expected)
             self.fail(
                 table,
                 key,
@@ -375,6 +585,9 @@ class _KeyLines:
     def line(self, table: str, key: str) -> int | None:
         return self._keys.get((table, key))
 
+    def dotted(self) -> dict[str, int]:
+        return {_dotted(table, key): number for (table, key), number in self._keys.items()}
+
     def table_line(self, table: str) -> int | None:
         return self._tables.get(table)
 
@@ -385,6 +598,18 @@ def _schema_name(table: str) -> str:
 
 def _dotted(table: str, key: str) -> str:
     return f"{table}.{key}" if table else key
+
+
+def _belongs_elsewhere(table: str, key: str) -> str | None:
+    """``region`` under [tunnel] belongs in [tunnel.ngrok]: say so instead of listing keys."""
+    name = _schema_name(table)
+    root = name.split(".")[0]
+    homes = [
+        other
+        for other, keys in _SCHEMA.items()
+        if root and other != name and other.split(".")[0] == root and key in keys
+    ]
+    return f"{key} belongs in " + " or ".join(f"[{home}]" for home in homes) if homes else None
 
 
 def _did_you_mean(word: str, choices: Any) -> str | None:

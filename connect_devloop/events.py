@@ -141,6 +141,8 @@ class RequestServed(Event):
     status: int
     duration_ms: float
     jwt: dict[str, Any] | None = None  # the inspector's verdict on a Connect JWT, if any
+    # Request headers with credentials masked (see redact.py); None when not recorded.
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from yarl import URL
 
 from .descriptor import Revision, render_bytes
 from .events import Event, RequestServed
+from .redact import mask_headers, mask_path
 
 __all__ = [
     "DESCRIPTOR_PATH",
@@ -32,7 +32,6 @@ __all__ = [
     "Inspector",
     "ProxiedRequest",
     "Proxy",
-    "redact_query",
 ]
 
 logger = logging.getLogger(__name__)
@@ -42,13 +41,6 @@ DESCRIPTOR_PATH = "/atlassian-connect.json"
 # streamed to the add-on uninspected rather than held in memory.
 MAX_INSPECTED_BODY = 1024 * 1024
 INSPECTION_TIMEOUT_SECONDS = 5.0
-# A Connect JWT in the URL is a bearer credential until it expires: never log its value.
-_JWT_IN_QUERY = re.compile(r"([?&]jwt=)[^&]*")
-
-
-def redact_query(path_qs: str) -> str:
-    """``path_qs`` with the value of a ``jwt`` query parameter replaced by ``***``."""
-    return _JWT_IN_QUERY.sub(r"\1***", path_qs)
 
 
 @dataclass(frozen=True)
@@ -191,7 +183,10 @@ class Proxy:
             self._emit(
                 RequestServed(
                     method=request.method,
-                    path=redact_query(request.path_qs),
+                    # A Connect JWT in the URL or a header is a bearer credential until it
+                    # expires: events (and so every log) only ever see it masked.
+                    path=mask_path(request.path_qs),
+                    headers=dict(mask_headers(request.headers.items())),
                     status=status,
                     duration_ms=round((time.monotonic() - started) * 1000, 2),
                     jwt=verdict,

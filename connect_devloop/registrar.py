@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .config import HostConfig
@@ -68,12 +68,17 @@ class HostRegistrar:
         *,
         settle: float = DEFAULT_SETTLE_SECONDS,
         unavailable: DevloopError | None = None,
+        preflight: Callable[[Target], Awaitable[None]] | None = None,
     ) -> None:
         """``client`` is None (with ``unavailable`` saying why) when the host has no credentials:
-        every request then reports that error instead of calling the host."""
+        every request then reports that error instead of calling the host. ``preflight`` runs
+        before each install; when it raises a DevloopError the install fails with that error
+        and the host is not called (the supervisor checks that the tunnel serves the
+        descriptor)."""
         self.host = host
         self._client = client
         self._unavailable = unavailable
+        self._preflight = preflight
         self._ledger = ledger
         self._emit = emit
         self._settle = settle
@@ -146,6 +151,14 @@ class HostRegistrar:
                 RegistrationFailed(host=self.host.name, error=error.message, hint=error.hint)
             )
             return
+        if self._preflight is not None:
+            try:
+                await self._preflight(target)
+            except DevloopError as exc:
+                self._emit(
+                    RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint)
+                )
+                return
         started = time.monotonic()
 
         def record_in_ledger() -> None:

@@ -64,9 +64,13 @@ class State:
     tunnel_provider: str = ""
     tunnel_url: str = ""
     tunnel_open: bool = False
+    tunnel_closed_reason: str = ""  # why the tunnel last closed ("" while it is open)
+    tunnel_reopened: int = 0  # times the tunnel opened again after the first time
     hosts: dict[str, HostStatus] = field(default_factory=dict)
     recent_requests: tuple[RequestServed, ...] = ()
     request_count: int = 0
+    request_errors: int = 0  # requests answered with a 5xx (the add-on or the proxy failed)
+    jwt_rejected: int = 0  # requests whose Connect JWT the inspector did not verify
     ready: bool = False
     stopped: bool = False
 
@@ -84,6 +88,17 @@ def _host(snapshot: State, name: str, /, **changes: Any) -> State:
     return replace(snapshot, hosts={**snapshot.hosts, name: replace(current, **changes)})
 
 
+def _is_other_key(snapshot: State, name: str, key: str) -> bool:
+    """True when ``key`` is not the key the host has installed now (a renamed add-on's old
+    key being cleaned up), so the host's own state must not change."""
+    current = snapshot.hosts.get(name)
+    return bool(key and current is not None and current.key and current.key != key)
+
+
+def _rejected(verdict: dict[str, Any] | None) -> int:
+    return int(verdict is not None and verdict.get("verified") is False)
+
+
 def reduce(state: State, event: Event) -> State:
     match event:
         case DescriptorLoaded(key=key, digest=digest):
@@ -93,9 +108,16 @@ def reduce(state: State, event: Event) -> State:
         case DescriptorInvalid(errors=errors):
             return replace(state, descriptor_valid=False, descriptor_errors=tuple(errors))
         case TunnelOpened(url=url, provider=provider):
-            return replace(state, tunnel_url=url, tunnel_provider=provider, tunnel_open=True)
-        case TunnelClosed():
-            return replace(state, tunnel_open=False)
+            return replace(
+                state,
+                tunnel_url=url,
+                tunnel_provider=provider,
+                tunnel_open=True,
+                tunnel_closed_reason="",
+                tunnel_reopened=state.tunnel_reopened + (1 if state.tunnel_url else 0),
+            )
+        case TunnelClosed(reason=reason):
+            return replace(state, tunnel_open=False, tunnel_closed_reason=reason or "closed")
         case Registering(host=host, reason=reason):
             return _host(
                 state, host, state=HostState.INSTALLING, reason=reason, error="", hint=None
@@ -114,15 +136,25 @@ def reduce(state: State, event: Event) -> State:
             )
         case RegistrationFailed(host=host, error=error, hint=hint):
             return _host(state, host, state=HostState.FAILED, error=error, hint=hint)
-        case Deregistered(host=host):
+        case Deregistered(host=host, key=key):
+            if _is_other_key(state, host, key):
+                return state  # an old key removed after a rename; the current one stays
             return _host(
                 state, host, state=HostState.UNINSTALLED, enabled=None, error="", hint=None
             )
-        case DeregistrationFailed(host=host, error=error, hint=hint):
+        case DeregistrationFailed(host=host, key=key, error=error, hint=hint):
+            if _is_other_key(state, host, key):
+                return _host(state, host, error=error, hint=hint)
             return _host(state, host, state=HostState.UNINSTALL_FAILED, error=error, hint=hint)
-        case RequestServed():
+        case RequestServed(status=status, jwt=verdict):
             recent = (*state.recent_requests[-(MAX_RECENT_REQUESTS - 1) :], event)
-            return replace(state, recent_requests=recent, request_count=state.request_count + 1)
+            return replace(
+                state,
+                recent_requests=recent,
+                request_count=state.request_count + 1,
+                request_errors=state.request_errors + (status >= 500),
+                jwt_rejected=state.jwt_rejected + _rejected(verdict),
+            )
         case Ready():
             return replace(state, ready=True)
         case Stopped():

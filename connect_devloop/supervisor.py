@@ -1,10 +1,12 @@
 """Startup order, the watch loop, and teardown of one `connect-dev up` run.
 
 Order on start: take the project lock → clean what a crashed run left (reason ``recovery``) →
-load the descriptor → start the proxy → open the tunnel → install on every host concurrently
-(``ready`` once each has an outcome) → watch the descriptor. On stop (the caller sets
-``stop``): stop watching → uninstall on every host concurrently, each bounded → close the
-tunnel → close the proxy → ``stopped``. Nothing here prints or handles signals; ``cli.py`` does.
+load the descriptor → start the proxy → open the tunnel (then keep it: tunnel/keeper.py
+probes it, reopens it, and re-installs when its URL changes) → install on every host
+concurrently, each install checked first against the public URL (``ready`` once each has an
+outcome) → watch the descriptor. On stop (the caller sets ``stop``): stop watching → stop
+keeping the tunnel → uninstall on every host concurrently, each bounded → close the tunnel →
+close the proxy → ``stopped``. Nothing here prints or handles signals; ``cli.py`` does.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
 
 from . import descriptor as descriptors
 from .config import Config, HostConfig
 from .credentials import PasswordSource, resolve_password
-from .errors import DescriptorError, DevloopError, LedgerError, Problem
+from .errors import ConfigError, DescriptorError, DevloopError, LedgerError, Problem
 from .events import (
     DeregistrationFailed,
     DescriptorInvalid,
@@ -27,16 +29,15 @@ from .events import (
     Event,
     EventBus,
     Ready,
+    RequestServed,
     Stopped,
-    TunnelClosed,
-    TunnelOpened,
     Warning,
 )
 from .ledger import Ledger, ProjectLock
 from .proxy import Inspector, Proxy
 from .registrar import DEFAULT_SETTLE_SECONDS, HostRegistrar, Target
 from .state import State, reduce
-from .tunnel import Tunnel, create_tunnel
+from .tunnel import Tunnel, TunnelKeeper, create_tunnel, is_probe_path, stop_leftover_tunnel
 from .upm import UpmClient
 from .watcher import watch_file
 
@@ -58,6 +59,7 @@ class Supervisor:
         password_sources: Sequence[PasswordSource] | None = None,
         tunnel: Tunnel | None = None,
         inspector: Inspector | None = None,
+        ngrok_authtoken_lookup: Callable[[], str | None] | None = None,
     ) -> None:
         self.config = config
         self.bus = bus
@@ -66,6 +68,8 @@ class Supervisor:
         self._teardown_timeout = teardown_timeout
         self._password_sources = password_sources
         self._tunnel = tunnel
+        self._ngrok_authtoken_lookup = ngrok_authtoken_lookup
+        self._keeper: TunnelKeeper | None = None
         self._inspector = inspector
         self._revision: descriptors.Revision | None = None
         self._public_url = ""
@@ -96,7 +100,15 @@ class Supervisor:
     async def _run_locked(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> int:
         ledger = Ledger(self.config.ledger_path)
         self._registrars = [
-            _registrar(host, session, ledger, self._emit, self._settle, self._password_sources)
+            _registrar(
+                host,
+                session,
+                ledger,
+                self._emit,
+                self._settle,
+                self._password_sources,
+                preflight=self._preflight,
+            )
             for host in self.config.hosts
         ]
         for message in self.config.warnings:
@@ -104,18 +116,31 @@ class Supervisor:
         self._revision = self._load_descriptor()
         self.proxy = Proxy(
             self.config.addon_url,
-            self._emit,
+            self._emit_from_proxy,
             port=self.config.proxy_port,
             inspector=self._inspector,
         )
-        tunnel = self._tunnel or create_tunnel(self.config)
+        tunnel = self._tunnel or create_tunnel(
+            self.config, emit=self._emit, ngrok_authtoken_lookup=self._ngrok_authtoken_lookup
+        )
+        keeper = self._keeper = TunnelKeeper(
+            tunnel,
+            self._emit,
+            publish=self._publish_url,
+            reopened=self._tunnel_reopened,
+            interval=self.config.tunnel.health_interval,
+            timeout=self.config.tunnel.health_timeout,
+        )
         watch_stop = asyncio.Event()
         watch_task: asyncio.Task[None] | None = None
         try:
-            await self.proxy.start()
-            self._public_url = await tunnel.open(self.proxy.url)
-            self.proxy.publish(self._revision, self._public_url)
-            self._emit(TunnelOpened(url=self._public_url, provider=tunnel.provider))
+            try:
+                await self.proxy.start()
+            except ConfigError as exc:
+                raise self.config.error("proxy.port", exc.message, exc.hint) from exc
+            # Publishes the descriptor for the public URL, then reports tunnel_opened.
+            await keeper.open(self.proxy.url)
+            keeper.start()
             # After the proxy is up, so the add-on hears the `uninstalled` callbacks of what a
             # crashed run left behind (when the public URL is still the same).
             await _recover(ledger, self._registrars, self._emit)
@@ -133,14 +158,15 @@ class Supervisor:
             watch_stop.set()
             if watch_task is not None:
                 await _cancel(watch_task)
-            clean = await self._teardown(tunnel)
+            clean = await self._teardown(keeper)
         return 0 if clean else 1
 
     async def _announce_ready(self) -> None:
         await asyncio.gather(*(registrar.wait_idle() for registrar in self._registrars))
         self._emit(Ready(public_url=self._public_url))
 
-    async def _teardown(self, tunnel: Tunnel) -> bool:
+    async def _teardown(self, keeper: TunnelKeeper) -> bool:
+        await keeper.stop()  # nothing reopens the tunnel while the hosts uninstall through it
         results = await asyncio.gather(
             *(registrar.close(self._teardown_timeout) for registrar in self._registrars),
             return_exceptions=True,
@@ -149,10 +175,8 @@ class Supervisor:
             if isinstance(result, BaseException):
                 logger.error("teardown failed", exc_info=result)
         try:
-            await tunnel.close()
+            await keeper.close()  # after the uninstalls: their callbacks go through the tunnel
         finally:
-            if self._public_url:
-                self._emit(TunnelClosed(provider=tunnel.provider, reason="shutdown"))
             if self.proxy is not None:
                 await self.proxy.close()
             self._emit(Stopped())
@@ -184,6 +208,30 @@ class Supervisor:
                 errors=[p.to_dict() for p in error.problems], path=error.file, kept_digest=kept
             )
         )
+
+    def _emit_from_proxy(self, event: Event) -> None:
+        # The tunnel keeper's probes are not the add-on's traffic: keep them out of the log.
+        if isinstance(event, RequestServed) and is_probe_path(event.path):
+            return
+        self._emit(event)
+
+    def _publish_url(self, url: str) -> None:
+        """The tunnel (re)opened at ``url``: serve the descriptor rendered for it."""
+        self._public_url = url
+        if self.proxy is not None:
+            self.proxy.publish(self._revision, url)
+
+    def _tunnel_reopened(self, old_url: str, new_url: str) -> None:
+        if new_url != old_url:
+            self.reinstall(reason="tunnel_changed", force=False)
+        else:
+            # Same URL: only hosts whose install failed meanwhile are installed again.
+            self.reinstall(reason="tunnel_recovered", force=False)
+
+    async def _preflight(self, target: Target) -> None:
+        """Before each install: the public descriptor URL must serve this proxy's descriptor."""
+        if self._keeper is not None:
+            await self._keeper.preflight(target.public_url)
 
     def _target(self, revision: descriptors.Revision) -> Target:
         return Target(key=revision.key, digest=revision.digest, public_url=self._public_url)
@@ -251,13 +299,15 @@ def _registrar(
     emit: Callable[[Event], None],
     settle: float,
     sources: Sequence[PasswordSource] | None,
+    *,
+    preflight: Callable[[Target], Awaitable[None]] | None = None,
 ) -> HostRegistrar:
     try:
         password = resolve_password(host, sources)
     except DevloopError as exc:
         return HostRegistrar(host, None, ledger, emit, settle=settle, unavailable=exc)
     client = UpmClient(session, host.base_url, host.username, password)
-    return HostRegistrar(host, client, ledger, emit, settle=settle)
+    return HostRegistrar(host, client, ledger, emit, settle=settle, preflight=preflight)
 
 
 async def _recover(
@@ -303,6 +353,8 @@ async def run_down(
             ]
             await _recover(ledger, registrars, bus.emit)
         left = len(ledger.entries())
+        # A tunnel process (ngrok agent, ssh) a killed `up` left running is stopped too.
+        await asyncio.to_thread(stop_leftover_tunnel, config)
     return before - left, left
 
 

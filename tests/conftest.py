@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pytest
 from connect_devloop.errors import DevloopError
 from connect_devloop.events import Event
 from connect_devloop.upm import PluginInfo
+
+from .keyrings import memory_keyring  # noqa: F401 - autouse: an in-memory keychain in every test
 
 SAMPLE_DESCRIPTOR: dict[str, Any] = {
     "key": "test-addon",
@@ -69,6 +72,20 @@ class EventLog:
     ) -> Event:
         await self.wait_for(lambda log: len(log.of(name, **fields)) >= count, timeout)
         return self.of(name, **fields)[count - 1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_real_keychain_in_subprocesses() -> Iterator[None]:
+    """`connect-dev` subprocesses must not reach the user's keychain either."""
+    previous = os.environ.get("PYTHON_KEYRING_BACKEND")
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHON_KEYRING_BACKEND", None)
+        else:
+            os.environ["PYTHON_KEYRING_BACKEND"] = previous
 
 
 @pytest.fixture

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from connect_devloop.descriptor import digest_of
@@ -64,6 +67,7 @@ async def start_daemon(config: Path) -> Daemon:
         "json",
         "--config",
         str(config),
+        stdin=asyncio.subprocess.DEVNULL,  # never a terminal: `up` must not prompt
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -89,7 +93,16 @@ async def test_sigint_uninstalls_everywhere_and_exits_zero(setup: tuple[Path, An
     assert "SIGINT: uninstalling" in stderr
     assert [u.key for u in jira.record.uninstalls] == ["test-addon"]
     assert jira.record.plugins == {}
-    names = [e["event"] for e in daemon.events if e["event"] != "request"]
+    names = [
+        e["event"]
+        for e in daemon.events
+        if e["event"] not in ("request", "lifecycle")
+        and not e.get("message", "").startswith("tenant secrets are kept in")
+    ]
+    lifecycles = [
+        (e["lifecycle_event"], e["verified"]) for e in daemon.events if e["event"] == "lifecycle"
+    ]
+    assert lifecycles == [("installed", True), ("uninstalled", True)]
     assert names == [
         "descriptor_loaded",
         "warning",
@@ -159,6 +172,7 @@ async def test_kill_9_then_down_removes_the_install(setup: tuple[Path, Any]) -> 
         "down",
         "--config",
         str(config),
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -209,7 +223,13 @@ async def test_second_up_in_the_same_project_is_refused(setup: tuple[Path, Any])
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CONNECT_DEV, *args], capture_output=True, text=True, cwd=cwd, timeout=30, check=False
+        [*CONNECT_DEV, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -284,3 +304,52 @@ def test_the_console_script_is_installed() -> None:
     assert result.returncode == 0
     for command in ("up", "down", "validate", "host", "demo"):
         assert command in result.stdout
+
+
+def test_a_taken_proxy_port_names_the_file_line_and_key(project: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = project / "connect-dev.toml"
+        config.write_text(f'[addon]\nurl = "http://127.0.0.1:9"\n\n[proxy]\nport = {port}\n')
+        result = run_cli("up", "--no-tui", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"connect-dev: error: {config}:5: proxy.port: proxy port {port} on 127.0.0.1 is not "
+        "available"
+    )
+    assert "  hint: Set [proxy] port to a free port, or 0 to pick any free port." in result.stderr
+
+
+async def test_host_command_serves_upm_at_its_context_path() -> None:
+    process = await asyncio.create_subprocess_exec(
+        *CONNECT_DEV,
+        "host",
+        "--port",
+        "0",
+        "--context",
+        "/wiki",
+        "--user",
+        "ada:s3cret",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        first = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        assert first.startswith("emulated confluence (cloud) at http://127.0.0.1:")
+        base_url = first.split(" at ", 1)[1].strip()
+        assert base_url.endswith("/wiki")
+        auth = {"Authorization": "Basic " + base64.b64encode(b"ada:s3cret").decode()}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base_url}/rest/plugins/1.0/", headers=auth) as response:
+                assert response.status == 200
+                assert response.headers["upm-token"].lstrip("-").isdigit()
+            async with session.get(f"{base_url}/rest/plugins/1.0/") as response:
+                assert response.status == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0

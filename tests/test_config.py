@@ -21,7 +21,7 @@ from connect_devloop.credentials import Secret
 from connect_devloop.errors import ConfigError, DevloopError
 
 TOP_KEYS = "descriptor, addon, proxy, tunnel, hosts"
-HOST_KEYS = "name, url, product, username, password_env, password"
+HOST_KEYS = "name, url, product, username, password_env, password, keys_url"
 INLINE_WARNING = (
     "host {name!r} has an inline password but is not on loopback; prefer password_env "
     "(or the keychain) so the token is not kept in a file"
@@ -182,7 +182,7 @@ def test_empty_public_url_means_none(config_path: Path) -> None:
         ("[proxy]\nbind = '0.0.0.0'\n", 2, "proxy.bind", "Known keys here: port."),
         ("[tunnel]\nprovidr = 'ngrok'\n", 2, "tunnel.providr", "did you mean 'provider'?"),
         ("[tunnel]\npublic-url = 'x'\n", 2, "tunnel.public-url", "did you mean 'public_url'?"),
-        ("[tunnel]\nregion = 'eu'\n", 2, "tunnel.region", "Known keys here: provider, public_url."),
+        ("[tunnel]\nregion = 'eu'\n", 2, "tunnel.region", "region belongs in [tunnel.ngrok]"),
     ],
 )
 def test_unknown_key(config_path: Path, text: str, line: int, key: str, hint: str) -> None:

@@ -42,6 +42,7 @@ async def test_demo_installs_reinstalls_on_edit_and_cleans_up(tmp_path: Path) ->
         "--no-tui",
         "--dir",
         str(tmp_path),
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -222,4 +222,19 @@ async def test_request_events_never_show_a_jwt_from_the_url(
     async with client.get(f"{proxy.url}/page?jwt={token}") as response:
         await response.read()
     paths = [e.path for e in events.of("request")]  # type: ignore[attr-defined]
-    assert paths == ["/page?a=1&jwt=***&b=2", "/page?jwt=***"]
+    assert paths == ["/page?a=1&jwt=••••••&b=2", "/page?jwt=••••••"]
+
+
+async def test_request_events_carry_headers_with_credentials_masked(
+    proxy: Proxy, client: aiohttp.ClientSession, events: EventLog
+) -> None:
+    headers = {"Authorization": "JWT abc.def.ghi", "Cookie": "s=1", "X-Trace": "t-1"}
+    async with client.get(f"{proxy.url}/page", headers=headers) as response:
+        echoed = (await response.json())["headers"]
+    assert echoed["Authorization"] == "JWT abc.def.ghi", "the add-on gets it unchanged"
+    (event,) = events.of("request")
+    recorded = event.headers  # type: ignore[attr-defined]
+    assert recorded["Authorization"] == "JWT •••••• (11 chars)"
+    assert recorded["Cookie"] == "•••••• (3 chars)"
+    assert recorded["X-Trace"] == "t-1"
+    assert "abc.def.ghi" not in str(event.to_dict())

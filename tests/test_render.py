@@ -400,3 +400,28 @@ def test_json_lines_serialise_unknown_values_as_strings() -> None:
     stream = io.StringIO()
     JsonLinesRenderer(stream)(Odd(ts=TS, value=ValueError("x")))
     assert json.loads(stream.getvalue()) == {"ts": TS, "event": "odd", "value": "x"}
+
+
+def test_unverified_lifecycle_and_jwt_verdicts_say_why() -> None:
+    lifecycle = Lifecycle(
+        ts=TS, host="h", event="installed", client_key="ck", verified=False, reason="aud is 'x'"
+    )
+    assert format_event(lifecycle) == (
+        "[h]  lifecycle installed from ck (NOT verified)\n             why: aud is 'x'"
+    )
+    request = RequestServed(
+        ts=TS,
+        method="GET",
+        path="/p?jwt=***",
+        status=200,
+        duration_ms=1.0,
+        jwt={"verified": False, "reason": "qsh mismatch: the token was signed for another request"},
+    )
+    assert format_event(request) == (
+        "request     GET /p?jwt=*** -> 200 in 1.0 ms\n"
+        "             jwt NOT verified: qsh mismatch: the token was signed for another request"
+    )
+    verified = RequestServed(
+        ts=TS, method="GET", path="/p", status=200, duration_ms=1.0, jwt={"verified": True}
+    )
+    assert format_event(verified) == "request     GET /p -> 200 in 1.0 ms"

@@ -87,15 +87,23 @@ async def _demo(directory: Path, log_format: str | None, no_tui: bool) -> int:
     async with run_host(context_path="/jira") as host, serve_sample_addon(host.keys_url) as addon:
         config_path = prepare_project(directory, addon_url=addon, host_url=host.base_url)
         config = load_config(config_path)
+        intro = (
+            "connect-dev demo: everything runs on 127.0.0.1; nothing leaves this machine.",
+            f"  emulated Jira:   {host.base_url}  (what it installed: "
+            f"{host.origin}/_emulator/record)",
+            f"  sample add-on:   {addon}",
+            f"  descriptor:      {config.descriptor_path}",
+        )
+        if cli.wants_dashboard(sys.stdout, log_format, no_tui):
+            from ..tui import run_dashboard
+
+            edit = "  Edit the descriptor and save it: it is re-installed at once. q uninstalls."
+            return await run_dashboard(config, notes=(*intro, edit))
         bus = EventBus()
         cli.attach_log(bus, sys.stdout, log_format, no_tui)
         if log_format != "json":
             for line in (
-                "connect-dev demo: everything runs on 127.0.0.1; nothing leaves this machine.",
-                f"  emulated Jira:   {host.base_url}  (what it installed: "
-                f"{host.origin}/_emulator/record)",
-                f"  sample add-on:   {addon}",
-                f"  descriptor:      {config.descriptor_path}",
+                *intro,
                 "  Edit the descriptor and save it: it is re-installed at once. "
                 "Ctrl-C uninstalls and exits.",
             ):

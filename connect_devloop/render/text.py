@@ -75,11 +75,20 @@ def format_event(event: Event) -> str:
             return f"[{host}]  installed {key} in {ms} ms" + ("" if enabled else disabled)
         case RegistrationFailed(host=host, error=error, hint=hint):
             return f"[{host}]  install FAILED: {error}{_hint(hint)}"
-        case Lifecycle(host=host, event=kind, client_key=client_key, verified=verified):
+        case Lifecycle(
+            host=host, event=kind, client_key=client_key, verified=verified, reason=reason
+        ):
             check = "verified" if verified else "NOT verified"
-            return f"[{host}]  lifecycle {kind} from {client_key} ({check})"
-        case RequestServed(method=method, path=path, status=status, duration_ms=ms):
-            return f"request     {method} {path} -> {status} in {ms:.1f} ms"
+            line = f"[{host}]  lifecycle {kind} from {client_key} ({check})"
+            if not verified and reason:
+                line += f"\n             why: {reason}"
+            return line
+        case RequestServed(method=method, path=path, status=status, duration_ms=ms, jwt=verdict):
+            line = f"request     {method} {path} -> {status} in {ms:.1f} ms"
+            if verdict is not None and not verdict.get("verified"):
+                why = verdict.get("reason") or verdict.get("verdict") or "no reason given"
+                line += f"\n             jwt NOT verified: {why}"
+            return line
         case Deregistered(host=host, key=key, reason=reason, was_installed=was_installed):
             why = "" if reason == "shutdown" else f" ({reason.replace('_', ' ')})"
             if not was_installed:
