@@ -5,53 +5,21 @@ from __future__ import annotations
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from ..config import HostConfig
 from ..state import HostStatus
+from .detail import DetailScreen
 from .format import duration, host_state_label, reason_label
 from .model import Tenant
 
 __all__ = ["HostDetail", "host_renderable"]
 
 
-class HostDetail(ModalScreen[None]):
-    DEFAULT_CSS = """
-    HostDetail {
-        align: center middle;
-    }
-    HostDetail > VerticalScroll {
-        width: 90%;
-        max-width: 110;
-        height: auto;
-        max-height: 90%;
-        border: round $accent;
-        border-title-style: bold;
-        padding: 0 1;
-        background: $surface;
-    }
-    """
-    BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
-
+class HostDetail(DetailScreen):
     def __init__(
         self, status: HostStatus, config: HostConfig | None, tenant: Tenant | None
     ) -> None:
-        super().__init__()
-        self._body = host_renderable(status, config, tenant)
-        self._host = status.name
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll() as box:
-            box.border_title = self._host
-            box.border_subtitle = "esc to close"
-            yield Static(self._body)
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(result)
+        super().__init__(status.name, host_renderable(status, config, tenant))
 
 
 def host_renderable(

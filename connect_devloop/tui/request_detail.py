@@ -9,14 +9,10 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from ..events import RequestServed
 from ..redact import mask_headers, mask_path, masked_mapping
+from .detail import DetailScreen
 from .format import clock, latency, verdict_label
 
 __all__ = ["RequestDetail", "request_renderable"]
@@ -24,36 +20,10 @@ __all__ = ["RequestDetail", "request_renderable"]
 NO_HEADERS = "not recorded: this version of the proxy reports no headers with a request"
 
 
-class RequestDetail(ModalScreen[None]):
-    DEFAULT_CSS = """
-    RequestDetail {
-        align: center middle;
-    }
-    RequestDetail > VerticalScroll {
-        width: 90%;
-        max-width: 110;
-        height: auto;
-        max-height: 90%;
-        border: round $accent;
-        border-title-style: bold;
-        padding: 0 1;
-        background: $surface;
-    }
-    """
-    BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
-
+class RequestDetail(DetailScreen):
     def __init__(self, request: RequestServed) -> None:
-        super().__init__()
+        super().__init__("Request", request_renderable(request))
         self.request = request
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll() as box:
-            box.border_title = "Request"
-            box.border_subtitle = "esc to close"
-            yield Static(request_renderable(self.request))
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(result)
 
 
 def request_renderable(request: RequestServed) -> RenderableType:
