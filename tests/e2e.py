@@ -17,6 +17,7 @@ from connect_devloop.events import EventBus
 from connect_devloop.supervisor import Supervisor
 
 from .conftest import EventLog
+from .servers import serve
 
 
 @dataclass
@@ -50,14 +51,9 @@ async def recording_addon() -> AsyncIterator[RecordingAddon]:
     app.router.add_post("/installed", lifecycle)
     app.router.add_post("/uninstalled", lifecycle)
     app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    addon.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serve(app) as url:
+        addon.url = url
         yield addon
-    finally:
-        await runner.cleanup()
 
 
 def host_toml(

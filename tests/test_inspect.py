@@ -40,6 +40,7 @@ from connect_devloop.tenants import Tenant, TenantStore
 from .conftest import EventLog, descriptor_text
 from .e2e import host_toml
 from .keyrings import memory_keyring
+from .servers import serve
 
 __all__ = ["memory_keyring"]
 
@@ -732,13 +733,8 @@ async def catch_all_addon() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        yield url, seen
 
 
 @contextlib.asynccontextmanager

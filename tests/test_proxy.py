@@ -18,6 +18,7 @@ from connect_devloop import descriptor
 from connect_devloop.proxy import Proxy
 
 from .conftest import EventLog, descriptor_text
+from .servers import serve
 
 
 @pytest.fixture
@@ -64,12 +65,8 @@ async def upstream() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     app.router.add_get("/stream", streamed)
     app.router.add_get("/teapot", teapot)
     app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
-    await runner.cleanup()
+    async with serve(app) as url:
+        yield url, seen
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from connect_devloop.host import EmulatedHost, run_host
 
 from .conftest import descriptor_text
 from .keyrings import REPO_ROOT, memory_keyring, subprocess_keyring_env
+from .servers import serve
 
 __all__ = ["memory_keyring"]
 
@@ -53,13 +54,8 @@ async def addon_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        yield url
 
 
 def write_project(project: Path, addon_url: str, good: str, bad: str, flaky: str) -> Path:

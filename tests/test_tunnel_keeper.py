@@ -27,6 +27,7 @@ from connect_devloop.tunnel import StaticTunnel, TunnelKeeper, is_probe_path
 from connect_devloop.tunnel.keeper import PROBE_QUERY
 
 from .conftest import EventLog, FakeUpm, descriptor_text
+from .servers import serve, text_app
 
 
 def closed_port_url() -> str:
@@ -93,22 +94,14 @@ class Harness:
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text="add-on page")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    events = EventLog()
-    proxy = Proxy(f"http://127.0.0.1:{runner.addresses[0][1]}", events, port=0)
-    await proxy.start()
-    try:
-        yield Harness(proxy, events, [], [])
-    finally:
-        await proxy.close()
-        await runner.cleanup()
+    async with serve(text_app("add-on page")) as addon_url:
+        events = EventLog()
+        proxy = Proxy(addon_url, events, port=0)
+        await proxy.start()
+        try:
+            yield Harness(proxy, events, [], [])
+        finally:
+            await proxy.close()
 
 
 def other_name(url: str) -> str:
@@ -215,11 +208,7 @@ async def test_an_html_page_instead_of_the_descriptor_is_a_failure(harness: Harn
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", interstitial)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serve(app) as url:
         keeper = harness.keeper(FakeTunnel([url], provider="ngrok"))
         await keeper.open(harness.proxy.url)
         with pytest.raises(TunnelError) as caught:
@@ -228,8 +217,6 @@ async def test_an_html_page_instead_of_the_descriptor_is_a_failure(harness: Harn
             f"GET {url}/atlassian-connect.json answered an HTML page, not the descriptor"
         )
         await keeper.close()
-    finally:
-        await runner.cleanup()
 
 
 async def test_concurrent_preflights_share_one_request(harness: Harness) -> None:

@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from connect_devloop.config import NgrokConfig
 from connect_devloop.errors import TunnelError
@@ -28,6 +27,7 @@ from connect_devloop.tunnel.leftover import ProcessFile
 
 from .conftest import descriptor_text
 from .e2e import host_toml, recording_addon, running_up, save
+from .servers import serve, text_app
 from .tunnels import AgentRecord, alive, free_port, tunnel_config, wait_dead, write_agent
 
 TOKEN = "2abcDEFghiJKLmno_1234567890secret"
@@ -64,18 +64,8 @@ def agent(tmp_path: Path, record: AgentRecord) -> Path:
 
 @pytest.fixture
 async def addon() -> AsyncIterator[str]:
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=f"add-on saw {request.path_qs}")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve(text_app()) as url:
+        yield url
 
 
 def tunnel(agent: Path | None, **options: Any) -> NgrokTunnel:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from connect_devloop.config import SshConfig, load_config
 from connect_devloop.errors import ConfigError, TunnelError
@@ -22,6 +21,7 @@ from connect_devloop.host import run_host
 from connect_devloop.tunnel import SshTunnel, create_tunnel
 
 from .e2e import host_toml, recording_addon, running_up
+from .servers import serve, text_app
 from .tunnels import Sshd, alive, free_port, make_key, running_sshd, tunnel_config, wait_dead
 
 
@@ -33,18 +33,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 
 @pytest.fixture
 async def addon() -> AsyncIterator[str]:
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=f"add-on saw {request.path_qs}")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve(text_app()) as url:
+        yield url
 
 
 def settings(sshd: Sshd, **changes: object) -> SshConfig:
