@@ -7,6 +7,7 @@ quit). Heavy modules (aiohttp, watchfiles, textual) are imported inside the comm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -272,24 +273,26 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
+        # Act first, tell after: with a closed pipe (`up | head`) the message cannot be
+        # written, and that must never keep a signal from stopping us.
         if stop.is_set():
-            print(
-                "connect-dev: forced exit; run `connect-dev down` to remove what is left.",
-                file=sys.stderr,
-                flush=True,
-            )
-            sys.stdout.flush()
+            _say("connect-dev: forced exit; run `connect-dev down` to remove what is left.")
             os._exit(EXIT_FORCED)
-        print(
-            f"connect-dev: {signal.Signals(signum).name}: uninstalling "
-            "(press Ctrl-C again to quit at once)",
-            file=sys.stderr,
-            flush=True,
-        )
         stop.set()
+        _say(
+            f"connect-dev: {signal.Signals(signum).name}: uninstalling "
+            "(press Ctrl-C again to quit at once)"
+        )
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _say(message: str) -> None:
+    """A line on stderr that may fail (closed pipe) without consequence."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
+        sys.stdout.flush()
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -228,9 +228,18 @@ class HostRegistrar:
                 DeregistrationFailed(
                     host=self.host.name,
                     error=f"uninstall did not finish within {grace:g} s",
-                    hint="The ledger keeps the entry: run `connect-dev down` to retry.",
+                    hint=self._after_timeout_hint(),
                 )
             )
+
+    def _after_timeout_hint(self) -> str:
+        try:
+            left = self._ledger.entries_for(self.host.base_url)
+        except LedgerError:
+            left = []
+        if left:
+            return "The ledger keeps the entry: run `connect-dev down` to retry."
+        return "Nothing is left in the ledger for this host: no install reached it."
 
     async def _stop_worker(self) -> None:
         if self._worker is not None:

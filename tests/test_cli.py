@@ -166,6 +166,7 @@ async def test_kill_9_then_down_removes_the_install(setup: tuple[Path, Any]) -> 
     ledger = Ledger(config.parent / ".connect-dev" / "ledger.json")
     assert [(e.host, e.key) for e in ledger.entries()] == [("jira", "test-addon")]
     assert oct(ledger.path.stat().st_mode & 0o777) == "0o600"
+    assert oct((ledger.path.parent / "lock").stat().st_mode & 0o777) == "0o600"
 
     process = await asyncio.create_subprocess_exec(
         *CONNECT_DEV,
@@ -353,3 +354,26 @@ async def test_host_command_serves_upm_at_its_context_path() -> None:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0
+
+
+async def test_sigterm_still_stops_up_when_its_output_pipes_are_closed(
+    setup: tuple[Path, Any],
+) -> None:
+    """`connect-dev up 2>&1 | head -1`: once the reader is gone, writes fail; signals must
+    still stop the daemon and uninstall."""
+    config, jira = setup
+    daemon = await start_daemon(config)
+    await daemon.wait_event("ready")
+    assert daemon.process.stdout is not None
+    assert daemon.process.stderr is not None
+    # Close our read ends, as `head` does when it has its line.
+    daemon.process.stdout.feed_eof()
+    for transport_pipe in (daemon.process.stdout, daemon.process.stderr):
+        transport = getattr(transport_pipe, "_transport", None)
+        if transport is not None:
+            transport.close()
+    await asyncio.sleep(0.1)
+    daemon.process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(daemon.process.wait(), 20)
+    assert jira.record.plugins == {}
+    assert [u.key for u in jira.record.uninstalls] == ["test-addon"]
