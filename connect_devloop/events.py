@@ -83,7 +83,11 @@ class TunnelClosed(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Registering(Event):
-    """``reason``: startup | descriptor_changed | tunnel_changed | manual | recovery."""
+    """``reason``: startup | descriptor_changed | tunnel_changed | tunnel_recovered | manual.
+
+    DESIGN.md also lists ``recovery``; what a crashed run left is removed, not installed, so
+    that reason is carried by ``deregistered`` instead.
+    """
 
     name: ClassVar[str] = "registering"
     host: str
