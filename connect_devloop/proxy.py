@@ -1,30 +1,33 @@
 """The loopback proxy that the tunnel exposes.
 
 It answers ``GET /atlassian-connect.json`` itself with the descriptor rendered for the public URL,
-and forwards everything else to the add-on server unchanged: method, path, raw query, headers,
-and bodies streamed both ways (no decompression, no redirect following, no cookie jar), adding
-``X-Forwarded-For/Proto/Host`` so the add-on can rebuild its public URL. Every request is
-reported as a ``request`` event. It never exposes a control endpoint.
+and forwards everything else to the add-on server unchanged: method, path and raw query byte for
+byte, headers, and bodies streamed both ways (no decompression, no redirect following, no cookie
+jar), adding ``X-Forwarded-For/Proto/Host`` so the add-on can rebuild its public URL. Every
+request is reported as a ``request`` event. It never exposes a control endpoint.
+
+The forwarding is a byte relay on asyncio (``proxy_relay.py``, with the HTTP/1.1 parsing and
+framing in ``proxy_http.py``): per request it parses the two heads and copies the bodies,
+which costs a fraction of what an HTTP server plus an HTTP client would (docs/performance.md).
+This module is what the rest of connect-dev sees: the descriptor, the inspector, the events.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiohttp
-from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from .descriptor import Revision, render_bytes
 from .events import Event, RequestServed
-from .redact import mask_headers, mask_path
+from .proxy_http import RequestHead, simple_response
+from .proxy_relay import MAX_INSPECTED_BODY, Relay, Upstream
+from .redact import is_secret_name, mask_path, mask_value
 
 __all__ = [
     "DESCRIPTOR_PATH",
@@ -37,9 +40,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DESCRIPTOR_PATH = "/atlassian-connect.json"
-# Bodies the inspector asks for (lifecycle callbacks) are buffered; past this size they are
-# streamed to the add-on uninspected rather than held in memory.
-MAX_INSPECTED_BODY = 1024 * 1024
+# Bodies the inspector asks for (lifecycle callbacks) are copied for it when they have a
+# Content-Length up to MAX_INSPECTED_BODY (1 MiB); others are forwarded uninspected.
+__all__ += ["MAX_INSPECTED_BODY"]
 INSPECTION_TIMEOUT_SECONDS = 5.0
 
 
@@ -68,23 +71,6 @@ class Inspector(Protocol):
     async def inspect(self, request: ProxiedRequest) -> dict[str, Any] | None: ...
 
 
-# RFC 9110 §7.6.1 hop-by-hop headers, plus those aiohttp recomputes for each leg.
-_HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection",
-        "Keep-Alive",
-        "Proxy-Authenticate",
-        "Proxy-Authorization",
-        "Proxy-Connection",
-        "TE",
-        "Trailer",
-        "Transfer-Encoding",
-        "Upgrade",
-    )
-)
-
-
 class Proxy:
     def __init__(
         self,
@@ -102,8 +88,8 @@ class Proxy:
         self._bind = bind
         self._upstream_timeout = upstream_timeout
         self._inspector = inspector
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._server: asyncio.Server | None = None
+        self._relay: Relay | None = None
         self._descriptor: bytes | None = None
         self._revision: Revision | None = None
         self._public_url = ""
@@ -114,21 +100,12 @@ class Proxy:
         return int(self.url.rsplit(":", 1)[1]) if self.url else self._port
 
     async def start(self) -> None:
-        # Compression, redirects and cookies belong to the browser and the add-on, not to us.
-        self._session = aiohttp.ClientSession(
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=10, sock_read=self._upstream_timeout
-            ),
-        )
-        app = web.Application(client_max_size=0)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._bind, self._port, reuse_address=True)
+        loop = asyncio.get_running_loop()
+        self._relay = Relay(self, Upstream.from_url(self.addon_url), self._upstream_timeout)
         try:
-            await site.start()
+            self._server = await loop.create_server(
+                self._relay.accept, self._bind, self._port, reuse_address=True
+            )
         except OSError as exc:
             await self.close()
             from .errors import ConfigError
@@ -138,16 +115,18 @@ class Proxy:
                 hint="Set [proxy] port to a free port, or 0 to pick any free port.",
                 key="proxy.port",
             ) from exc
-        port = self._runner.addresses[0][1]
+        port = self._server.sockets[0].getsockname()[1]
         self.url = f"http://{self._bind}:{port}"
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        server, self._server = self._server, None
+        relay, self._relay = self._relay, None
+        if server is not None:
+            server.close()  # no new connections
+        if relay is not None:
+            await relay.close()
+        if server is not None:
+            await server.wait_closed()
 
     def publish(self, revision: Revision | None, public_url: str) -> None:
         """Serve ``revision`` rendered for ``public_url`` from now on (None: nothing valid yet)."""
@@ -161,134 +140,108 @@ class Proxy:
     def descriptor(self) -> bytes | None:
         return self._descriptor
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        started = time.monotonic()
-        status = 500
-        response: web.StreamResponse
-        inspection: asyncio.Task[dict[str, Any] | None] | None = None
-        try:
-            if request.path == DESCRIPTOR_PATH and request.method in ("GET", "HEAD"):
-                response = self._serve_descriptor()
-            else:
-                body = await self._body_for_inspection(request)
-                inspection = self._start_inspection(request, body)
-                response = await self._forward(request, body)
-            status = response.status
-            return response
-        except asyncio.CancelledError:
-            status = 499  # the client went away mid-request (nginx's convention)
-            raise
-        finally:
-            verdict = await _finish(inspection)
-            self._emit(
-                RequestServed(
-                    method=request.method,
-                    # A Connect JWT in the URL or a header is a bearer credential until it
-                    # expires: events (and so every log) only ever see it masked.
-                    path=mask_path(request.path_qs),
-                    headers=dict(mask_headers(request.headers.items())),
-                    status=status,
-                    duration_ms=round((time.monotonic() - started) * 1000, 2),
-                    jwt=verdict,
-                )
-            )
+    # --- what the relay asks (proxy_relay.Handler) --------------------------------------------
 
-    async def _body_for_inspection(self, request: web.Request) -> bytes | None:
-        if self._inspector is None or not self._inspector.wants_body(request.method, request.path):
+    def local_response(self, request: RequestHead) -> tuple[int, bytes] | None:
+        if request.method not in ("GET", "HEAD"):
             return None
-        if (request.content_length or 0) > MAX_INSPECTED_BODY:
+        if request.path != DESCRIPTOR_PATH and _decoded_path(request) != DESCRIPTOR_PATH:
             return None
-        return await request.read()
+        head_request = request.method == "HEAD"
+        if self._descriptor is None:
+            text = b"connect-dev: no valid atlassian-connect.json yet; fix it and save.\n"
+            return 503, simple_response(503, text, head_request=head_request)
+        return 200, simple_response(
+            200,
+            self._descriptor,
+            content_type="application/json",
+            headers=(("Cache-Control", "no-store"),),
+            head_request=head_request,
+        )
 
-    def _start_inspection(
-        self, request: web.Request, body: bytes | None
+    def unreachable_text(self, reason: str) -> str:
+        return (
+            f"connect-dev proxy: the add-on server at {self.addon_url} did not answer "
+            f"({reason}).\nStart it, or fix [addon] url in connect-dev.toml.\n"
+        )
+
+    def wants_body(self, request: RequestHead) -> bool:
+        inspector = self._inspector
+        return inspector is not None and inspector.wants_body(
+            request.method, _decoded_path(request)
+        )
+
+    def inspect(
+        self, request: RequestHead, body: bytes | None
     ) -> asyncio.Task[dict[str, Any] | None] | None:
         if self._inspector is None:
             return None
+        url = _url(request)
         seen = ProxiedRequest(
             method=request.method,
-            raw_path=request.raw_path,
-            path=request.path,
-            query_string=request.query_string,
-            headers=request.headers,
+            raw_path=request.target,
+            path=url.path if url is not None else request.path,
+            query_string=url.query_string if url is not None else request.query,
+            headers=CIMultiDictProxy(CIMultiDict(request.headers)),
             body=body,
             public_url=self._public_url,
         )
         return asyncio.create_task(self._inspector.inspect(seen), name="inspect request")
 
-    def _serve_descriptor(self) -> web.Response:
-        if self._descriptor is None:
-            return web.Response(
-                status=503,
-                text="connect-dev: no valid atlassian-connect.json yet; fix it and save.\n",
+    async def verdict(
+        self, inspection: asyncio.Task[dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        return await _finish(inspection)
+
+    def served(
+        self, request: RequestHead, status: int, seconds: float, verdict: dict[str, Any] | None
+    ) -> None:
+        self._emit(
+            RequestServed(
+                method=request.method,
+                # A Connect JWT in the URL or a header is a bearer credential until it
+                # expires: events (and so every log) only ever see it masked.
+                path=mask_path(request.target),
+                headers=_masked_headers(request.headers),
+                status=status,
+                duration_ms=round(seconds * 1000, 2),
+                jwt=verdict,
             )
-        return web.Response(
-            body=self._descriptor,
-            content_type="application/json",
-            headers={"Cache-Control": "no-store"},
         )
 
-    async def _forward(self, request: web.Request, body: bytes | None) -> web.StreamResponse:
-        assert self._session is not None
-        # encoded=True: forward the raw path and query byte for byte. yarl would otherwise
-        # normalise escapes (%2A -> *), and the add-on must see exactly what the host sent.
-        target = URL(self.addon_url + request.raw_path, encoded=True)
-        headers = self._upstream_headers(request)
-        data: bytes | aiohttp.StreamReader | None = body
-        if body is None and request.body_exists:
-            data = request.content
-        try:
-            upstream = await self._session.request(
-                request.method,
-                target,
-                headers=headers,
-                data=data,
-                allow_redirects=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            )
-        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
-            logger.debug("upstream %s failed: %r", target, exc)
-            reason = str(exc) or type(exc).__name__
-            return web.Response(
-                status=502,
-                text=(
-                    f"connect-dev proxy: the add-on server at {self.addon_url} did not answer "
-                    f"({reason}).\nStart it, or fix [addon] url in connect-dev.toml.\n"
-                ),
-            )
-        try:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for name, value in upstream.headers.items():
-                if name.lower() not in _HOP_BY_HOP:
-                    response.headers.add(name, value)
-            if upstream.headers.get("Content-Length") is None:
-                response.enable_chunked_encoding()
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
-        except (aiohttp.ClientError, ConnectionResetError) as exc:
-            logger.debug("streaming %s failed: %r", target, exc)
-            with contextlib.suppress(Exception):
-                if request.transport is not None:
-                    request.transport.close()
-            return response
-        finally:
-            upstream.release()
 
-    def _upstream_headers(self, request: web.Request) -> CIMultiDict[str]:
-        headers: CIMultiDict[str] = CIMultiDict()
-        for name, value in request.headers.items():
-            if name.lower() not in _HOP_BY_HOP and name.lower() != "host":
-                headers.add(name, value)
-        peer = request.remote or ""
-        previous = request.headers.get("X-Forwarded-For")
-        headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
-        # A tunnel agent in front of us (ngrok) already says https; keep what it said.
-        headers.setdefault("X-Forwarded-Proto", request.scheme)
-        headers.setdefault("X-Forwarded-Host", request.host)
-        return headers
+# Header name -> whether its value is a credential (redact.is_secret_name), for the names
+# clients keep sending; bounded so that made-up names cannot grow it.
+_SECRET_NAMES: dict[str, bool] = {}
+
+
+def _masked_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """``dict(redact.mask_headers(headers))``, without judging the same names every time."""
+    masked = {}
+    for name, value in headers:
+        secret = _SECRET_NAMES.get(name)
+        if secret is None:
+            secret = is_secret_name(name)
+            if len(_SECRET_NAMES) < 1024:
+                _SECRET_NAMES[name] = secret
+        masked[name] = mask_value(value) if secret else value
+    return masked
+
+
+def _url(request: RequestHead) -> URL | None:
+    """The request's path and query as aiohttp would decode them (what inspectors expect)."""
+    try:
+        return URL.build(path=request.path, query_string=request.query, encoded=True)
+    except ValueError:
+        return None
+
+
+def _decoded_path(request: RequestHead) -> str:
+    path = request.path
+    if "%" not in path:
+        return path
+    url = _url(request)
+    return url.path if url is not None else path
 
 
 async def _finish(inspection: asyncio.Task[dict[str, Any] | None] | None) -> dict[str, Any] | None:
