@@ -47,7 +47,8 @@ Verdict = dict[str, Any] | None
 
 CONNECT_TIMEOUT = 10.0
 # A kept-alive client connection with no request is closed after this; it is also how long a
-# request head may take to arrive, and how long a client may pause while sending a body.
+# request head may take to arrive, and how long a client may pause while sending a body or
+# stop reading its answer.
 CLIENT_IDLE_TIMEOUT = 75.0
 # Idle add-on connections are closed before the add-on closes them: Node's default keep-alive
 # is 5 s, and a request sent on a connection the server is closing at that moment is lost.
@@ -257,6 +258,7 @@ class ClientConnection(asyncio.Protocol):
         self._last_read = 0.0  # when the request body last made progress
         self._paused = 0
         self._writing_paused = False
+        self._stalled_since = 0.0  # when writing to the client last paused
         self._close_after = False  # close the connection once this exchange ends
         self._exchange = 0  # counts exchanges, so a late connect knows it is no longer wanted
         # The current exchange
@@ -368,6 +370,7 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._stalled_since = _now()
         if self._upstream is not None:
             self._upstream.pause()
 
@@ -391,6 +394,10 @@ class ClientConnection(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         state = self._state
+        if self._writing_paused and now - self._stalled_since > CLIENT_IDLE_TIMEOUT:
+            # A client that stopped reading what it asked for: give up on it (reported 499).
+            self.abort()
+            return
         if state == _LINGER:
             if now > self._deadline:
                 self._close()

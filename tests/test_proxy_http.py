@@ -1240,3 +1240,13 @@ def test_chunked_framing_has_bounds(body: bytes) -> None:
     pieces = [body[start : start + 7] for start in range(0, len(body), 7)]
     with pytest.raises(HttpError):
         any(scanner.feed(piece) >= 0 for piece in pieces)
+
+
+@pytest.mark.usefixtures("quick_timeouts")
+async def test_a_client_that_stops_reading_is_given_up_on(proxy: Proxy, events: EventLog) -> None:
+    async with client(proxy, receive_buffer=32 * 1024) as one:
+        one.send(get(f"/big/{16 * MiB}"))
+        await one.head()  # and then never reads again
+        event = await events.wait_event("request")
+    assert event.status == 499  # type: ignore[attr-defined]
+    await until(lambda: not relay(proxy).clients and not relay(proxy).upstreams)
