@@ -4,9 +4,11 @@ and its panels fed with synthetic events, without any server."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from connect_devloop.cli import wants_dashboard
 from connect_devloop.config import Config, HostConfig
@@ -55,6 +57,19 @@ CONFIG = Config(
         HostConfig("wiki", "https://acme.atlassian.net/wiki", "confluence", "me"),
     ),
 )
+
+
+async def shown(pilot: Pilot[int], timeout: float = 10.0) -> None:
+    """Wait until the dashboard has rendered every event fed to it: rendering is batched on a
+    timer, and a fixed pause is too short on a loaded CI machine."""
+    app = pilot.app
+    assert isinstance(app, DashboardApp)
+    deadline = time.monotonic() + timeout
+    await pilot.pause()
+    while app.events_pending:
+        assert time.monotonic() < deadline, "the dashboard did not render its events"
+        await pilot.pause(0.02)
+    await pilot.pause()
 
 
 def replay(state: State, *events: object) -> State:
@@ -270,14 +285,14 @@ async def test_the_tenant_column_shows_the_client_key_once_the_installed_callbac
                 ts=TS, host="wiki", event="installed", client_key="0123456789abcdef", verified=False
             ),
         )
-        await pilot.pause(0.2)
+        await shown(pilot)
         assert table.get_cell("jira", "tenant").plain == "abc-123"
         assert table.get_cell("wiki", "tenant").plain == "012345678…"
         assert str(table.get_cell("wiki", "tenant").style) == "yellow"  # not verified
         app.feed(
             Lifecycle(ts=TS, host="jira", event="uninstalled", client_key="abc-123", verified=True)
         )
-        await pilot.pause(0.2)
+        await shown(pilot)
         assert table.get_cell("jira", "tenant").plain == ""
 
 
@@ -287,7 +302,7 @@ async def test_the_request_table_keeps_the_newest_rows_only() -> None:
         total = MAX_ROWS * 2 + 50
         for n in range(total):
             app.feed(RequestServed(ts=TS, method="GET", path=f"/r/{n}", status=200, duration_ms=1))
-        await pilot.pause(0.3)
+        await shown(pilot)
         table = app.query_one(RequestTable)
         assert table.row_count == MAX_ROWS
         assert table.get_row_at(0)[2].plain == f"/r/{total - MAX_ROWS}"
@@ -301,14 +316,14 @@ async def test_the_request_table_keeps_the_cursor_on_the_request_being_looked_at
     async with app.run_test(size=(120, 40)) as pilot:
         for n in range(10):
             app.feed(RequestServed(ts=TS, method="GET", path=f"/r/{n}", status=200, duration_ms=1))
-        await pilot.pause(0.2)
+        await shown(pilot)
         table = app.query_one(RequestTable)
         table.focus()
         await pilot.press("up", "up")
         assert table.request_at_cursor().path == "/r/7"  # type: ignore[union-attr]
         for n in range(10, 20):
             app.feed(RequestServed(ts=TS, method="GET", path=f"/r/{n}", status=200, duration_ms=1))
-        await pilot.pause(0.2)
+        await shown(pilot)
         assert table.request_at_cursor().path == "/r/7"  # type: ignore[union-attr]
 
 
@@ -368,9 +383,16 @@ async def test_log_records_go_to_the_event_log_while_the_dashboard_runs() -> Non
     app = DashboardApp(CONFIG, daemon=None, capture_logging=True)
     async with app.run_test(size=(120, 40)) as pilot:
         logging.getLogger("connect_devloop.test").warning("installed key x, expected y")
-        await pilot.pause(0.1)
-        lines = [line.text.rstrip() for line in app.query_one(EventLog).lines]
-        assert lines[-1].endswith("WARNING connect_devloop.test: installed key x, expected y")
+        log = app.query_one(EventLog)
+        deadline = time.monotonic() + 10
+        while not log.lines or "installed key x" not in log.lines[-1].text:
+            assert time.monotonic() < deadline, [line.text for line in log.lines]
+            await pilot.pause(0.02)
+        assert (
+            log.lines[-1]
+            .text.rstrip()
+            .endswith("WARNING connect_devloop.test: installed key x, expected y")
+        )
     assert root.handlers == before
 
 

@@ -198,6 +198,11 @@ class DashboardApp(App[None]):
         for event in events:
             self._receive(event)
 
+    @property
+    def events_pending(self) -> bool:
+        """True while received events are not on screen yet (they are rendered in batches)."""
+        return self._flush_posted or bool(self._inbox)
+
     def on_events_pending(self, _: EventsPending) -> None:
         wait = self._last_flush + FLUSH_INTERVAL - time.monotonic()
         if wait > 0:
