@@ -1,21 +1,29 @@
 """What the proxy costs: added latency per request, and requests/s through it vs direct.
 
     python benchmarks/proxy.py [--requests 3000] [--seconds 10] [--connections 50]
-                               [--addon-work-ms 0]
+                               [--addon-work-ms 0] [--client lean|asyncio]
 
 The add-on (a minimal aiohttp server) and the proxy (``connect_devloop.proxy.Proxy`` with an
 event bus and the state reducer subscribed, as in `up`, without a renderer) each run in their
-own process, on loopback; the load comes from this process, through a small keep-alive HTTP/1.1
-client on asyncio streams (aiohttp's client would be the bottleneck, not the servers).
+own process, on loopback; the load comes from this process.
 
 Prints:
   1. latency: ``--requests`` sequential GETs on one kept-alive connection, direct and through
      the proxy, interleaved in rounds of 100 so that drift hits both alike; median and p95 of
      each, and what the proxy adds (proxied minus direct);
   2. throughput: ``--connections`` concurrent kept-alive connections for ``--seconds`` s,
-     direct and then through the proxy; requests/s of each and the ratio.
+     direct and through the proxy in alternating 1 s slices; requests/s of each and the ratio,
+     and the CPU each process spent per request (the load client's included, so that a reader
+     can see it was not the bottleneck).
 Targets (DESIGN, issue 3): median added latency < 1 ms; throughput >= 50 % of direct.
-Everything is bounded: a fixed count of requests, a fixed time of load.
+
+The load client matters on a small machine, where it shares the cores with both servers. The
+default (``lean``) is one selector loop over plain non-blocking sockets in a thread: about a
+third of the CPU per request of an asyncio-streams client, so the direct figure is the
+add-on's capacity rather than the client's. ``--client asyncio`` is the asyncio-streams client
+the first figures in docs/performance.md were measured with; it costs about as much CPU per
+request as the add-on itself. Everything is bounded: a fixed count of requests, a fixed time
+of load.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import selectors
+import socket
 import statistics
 import sys
 import time
@@ -175,13 +185,15 @@ async def latencies(direct_url: str, proxy_url: str, count: int) -> tuple[list[f
     return times
 
 
-class Load:
-    """``connections`` kept-alive connections to one URL, loaded in slices of time."""
+class StreamLoad:
+    """``connections`` kept-alive connections to one URL on asyncio streams, loaded in slices
+    of time (``--client asyncio``)."""
 
     def __init__(self, url: str, connections: int) -> None:
         self.connections = [Connection(url) for _ in range(connections)]
         self.done = 0
         self.seconds = 0.0
+        self.cpu = 0.0
 
     async def run(self, seconds: float) -> None:
         deadline = time.perf_counter() + seconds
@@ -191,9 +203,10 @@ class Load:
                 await connection.get()
                 self.done += 1
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         await asyncio.gather(*(worker(c) for c in self.connections))
         self.seconds += time.perf_counter() - started
+        self.cpu += time.thread_time() - cpu
 
     @property
     def rate(self) -> float:
@@ -204,12 +217,101 @@ class Load:
             await connection.close()
 
 
+class LeanLoad:
+    """``connections`` kept-alive connections to one URL, driven by one selector loop over
+    non-blocking sockets in a worker thread (``--client lean``, the default). Each response is
+    checked like ``Connection.get`` checks it: status 200 and the whole Content-Length body."""
+
+    def __init__(self, url: str, connections: int) -> None:
+        parts = urlsplit(url)
+        self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.request = f"GET /bench HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+        self.count = connections
+        self.sockets: list[socket.socket] = []
+        self.done = 0
+        self.seconds = 0.0
+        self.cpu = 0.0
+
+    async def run(self, seconds: float) -> None:
+        await asyncio.to_thread(self._run, seconds)
+
+    def _run(self, seconds: float) -> None:
+        if not self.sockets:
+            for _ in range(self.count):
+                connection = socket.create_connection(self.address)
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                connection.setblocking(False)
+                self.sockets.append(connection)
+        request = self.request
+        pending: dict[socket.socket, bytes] = {}
+        started, cpu = time.perf_counter(), time.thread_time()
+        deadline = started + seconds
+        with selectors.DefaultSelector() as selector:
+            for connection in self.sockets:
+                selector.register(connection, selectors.EVENT_READ, connection)
+                connection.send(request)  # a few dozen bytes: the socket buffer takes them
+            in_flight = len(self.sockets)
+            while in_flight:
+                events = selector.select(30)
+                if not events:
+                    raise RuntimeError("no answer for 30 s")
+                for key, _ in events:
+                    connection = key.data
+                    data = connection.recv(65536)
+                    if not data:
+                        raise RuntimeError("the server closed a kept-alive connection")
+                    data = pending.pop(connection, b"") + data
+                    if not _complete_response(data):
+                        pending[connection] = data
+                        continue
+                    self.done += 1
+                    if time.perf_counter() < deadline:
+                        connection.send(request)
+                    else:  # this connection is done for this slice
+                        selector.unregister(connection)
+                        in_flight -= 1
+        self.seconds += time.perf_counter() - started
+        self.cpu += time.thread_time() - cpu
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds
+
+    async def close(self) -> None:
+        for connection in self.sockets:
+            connection.close()
+
+
+def _complete_response(data: bytes) -> bool:
+    """Whether ``data`` holds a whole response (200 with a Content-Length body)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    if not data.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"unexpected answer: {data[:80]!r}")
+    head = data[:end].lower()
+    start = head.find(b"\r\ncontent-length:")
+    if start < 0:
+        raise RuntimeError(f"no Content-Length: {data[:80]!r}")
+    start += len(b"\r\ncontent-length:")
+    stop = head.find(b"\r\n", start)
+    length = int(head[start:] if stop < 0 else head[start:stop])
+    if len(data) > end + 4 + length:
+        raise RuntimeError("more bytes than the response's Content-Length")
+    return len(data) == end + 4 + length
+
+
+Load = StreamLoad | LeanLoad
+
+
 async def throughput(
-    addon: Server, proxy: Server, seconds: float, connections: int
+    addon: Server, proxy: Server, seconds: float, connections: int, client: str
 ) -> tuple[Load, Load, float, float]:
     """Direct and proxied load in alternating 1 s slices (noise on a shared machine hits both
     alike); also the CPU the add-on spends per direct request, and the proxy per request."""
-    direct, proxied = Load(addon.url, connections), Load(proxy.url, connections)
+    kind = LeanLoad if client == "lean" else StreamLoad
+    direct: Load = kind(addon.url, connections)
+    proxied: Load = kind(proxy.url, connections)
     addon_cpu = proxy_cpu = 0.0
     slices = max(1, round(seconds))
     for _ in range(slices):
@@ -235,9 +337,15 @@ async def main() -> None:
         default=0.0,
         help="CPU the add-on spends per request (default 0: the cheapest possible add-on)",
     )
+    parser.add_argument(
+        "--client",
+        choices=("lean", "asyncio"),
+        default="lean",
+        help="the load client for throughput (default lean: a selector loop, see above)",
+    )
     args = parser.parse_args()
 
-    print(f"add-on work per request: {args.addon_work_ms:g} ms")
+    print(f"add-on work per request: {args.addon_work_ms:g} ms; load client: {args.client}")
     async with (
         server("--serve-addon", str(args.addon_work_ms)) as addon,
         server("--serve-proxy", addon.url) as proxy,
@@ -255,7 +363,7 @@ async def main() -> None:
             f"added by the proxy: median {added_median:.3f} ms, p95 {added_p95:.3f} ms  "
             f"[target: median < 1 ms]"
         )
-        loads = await throughput(addon, proxy, args.seconds, args.connections)
+        loads = await throughput(addon, proxy, args.seconds, args.connections, args.client)
         direct_load, proxied_load, addon_ms, proxy_ms = loads
         print(
             f"throughput, {args.connections} connections for {args.seconds:g} s each "
@@ -265,7 +373,9 @@ async def main() -> None:
         )
         print(
             f"CPU per request: the add-on {addon_ms:.3f} ms, the proxy {proxy_ms:.3f} ms "
-            f"({proxy_ms / addon_ms:.1f}x the add-on's)"
+            f"({proxy_ms / addon_ms:.1f}x the add-on's); the load client "
+            f"{direct_load.cpu * 1000 / direct_load.done:.3f} ms direct, "
+            f"{proxied_load.cpu * 1000 / proxied_load.done:.3f} ms proxied"
         )
 
 

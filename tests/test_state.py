@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from functools import reduce as fold
 
 import pytest
@@ -285,6 +286,35 @@ def test_recent_requests_are_bounded() -> None:
 def test_recent_requests_below_the_bound_keep_everything_in_order() -> None:
     state = replay(State(), *(request(n) for n in range(3)))
     assert state.recent_requests == (request(0), request(1), request(2))
+
+
+def test_a_request_changes_the_request_fields_only() -> None:
+    # reduce takes a shortcut for requests (the most frequent event); the result must be
+    # exactly what replacing the four request fields would give.
+    state = replay(
+        State.initial([JIRA]),
+        DescriptorLoaded(ts=TS, key="k", digest="d"),
+        TunnelOpened(ts=TS, url="https://x", provider="ngrok"),
+        Registered(ts=TS, host=JIRA, key="k", duration_ms=1),
+    )
+    failed = RequestServed(
+        ts=TS, method="GET", path="/p", status=502, duration_ms=1, jwt={"verified": False}
+    )
+    after = reduce(state, failed)
+    assert type(after) is State
+    assert after == dataclasses.replace(
+        state,
+        recent_requests=(failed,),
+        request_count=1,
+        request_errors=1,
+        jwt_rejected=1,
+    )
+    verified = RequestServed(
+        ts=TS, method="GET", path="/p", status=200, duration_ms=1, jwt={"verified": True}
+    )
+    assert reduce(after, verified) == dataclasses.replace(
+        after, recent_requests=(failed, verified), request_count=2
+    )
 
 
 def test_reduce_is_pure() -> None:
