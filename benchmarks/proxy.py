@@ -37,7 +37,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 BODY = b'{"ok": true, "page": "hello from the add-on"}\n' * 4  # ~200 bytes, like a small JSON API
@@ -185,52 +185,71 @@ async def latencies(direct_url: str, proxy_url: str, count: int) -> tuple[list[f
     return times
 
 
-class StreamLoad:
-    """``connections`` kept-alive connections to one URL on asyncio streams, loaded in slices
-    of time (``--client asyncio``)."""
+class Load:
+    """What a load client counts over its slices: requests done, wall time, its own CPU."""
 
-    def __init__(self, url: str, connections: int) -> None:
-        self.connections = [Connection(url) for _ in range(connections)]
+    def __init__(self) -> None:
         self.done = 0
         self.seconds = 0.0
-        self.cpu = 0.0
-
-    async def run(self, seconds: float) -> None:
-        deadline = time.perf_counter() + seconds
-
-        async def worker(connection: Connection) -> None:
-            while time.perf_counter() < deadline:
-                await connection.get()
-                self.done += 1
-
-        started, cpu = time.perf_counter(), time.thread_time()
-        await asyncio.gather(*(worker(c) for c in self.connections))
-        self.seconds += time.perf_counter() - started
-        self.cpu += time.thread_time() - cpu
+        self.cpu = 0.0  # this client's CPU (its thread's), to show it was not the bottleneck
 
     @property
     def rate(self) -> float:
         return self.done / self.seconds
+
+    @contextlib.contextmanager
+    def timing(self) -> Iterator[float]:
+        """Count the time and the CPU of this thread spent inside; yields the start time."""
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield started
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.cpu += time.thread_time() - cpu
+
+    async def run(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class StreamLoad(Load):
+    """``connections`` kept-alive connections to one URL on asyncio streams, loaded in slices
+    of time (``--client asyncio``)."""
+
+    def __init__(self, url: str, connections: int) -> None:
+        super().__init__()
+        self.connections = [Connection(url) for _ in range(connections)]
+
+    async def run(self, seconds: float) -> None:
+        with self.timing() as started:
+            deadline = started + seconds
+
+            async def worker(connection: Connection) -> None:
+                while time.perf_counter() < deadline:
+                    await connection.get()
+                    self.done += 1
+
+            await asyncio.gather(*(worker(c) for c in self.connections))
 
     async def close(self) -> None:
         for connection in self.connections:
             await connection.close()
 
 
-class LeanLoad:
+class LeanLoad(Load):
     """``connections`` kept-alive connections to one URL, driven by one selector loop over
     non-blocking sockets in a worker thread (``--client lean``, the default). Each response is
     checked like ``Connection.get`` checks it: status 200 and the whole Content-Length body."""
 
     def __init__(self, url: str, connections: int) -> None:
+        super().__init__()
         parts = urlsplit(url)
         self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.request = f"GET /bench HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
         self.count = connections
         self.sockets: list[socket.socket] = []
-        self.done = 0
-        self.seconds = 0.0
-        self.cpu = 0.0
 
     async def run(self, seconds: float) -> None:
         await asyncio.to_thread(self._run, seconds)
@@ -244,9 +263,8 @@ class LeanLoad:
                 self.sockets.append(connection)
         request = self.request
         pending: dict[socket.socket, bytes] = {}
-        started, cpu = time.perf_counter(), time.thread_time()
-        deadline = started + seconds
-        with selectors.DefaultSelector() as selector:
+        with self.timing() as started, selectors.DefaultSelector() as selector:
+            deadline = started + seconds
             for connection in self.sockets:
                 selector.register(connection, selectors.EVENT_READ, connection)
                 connection.send(request)  # a few dozen bytes: the socket buffer takes them
@@ -270,12 +288,6 @@ class LeanLoad:
                     else:  # this connection is done for this slice
                         selector.unregister(connection)
                         in_flight -= 1
-        self.seconds += time.perf_counter() - started
-        self.cpu += time.thread_time() - cpu
-
-    @property
-    def rate(self) -> float:
-        return self.done / self.seconds
 
     async def close(self) -> None:
         for connection in self.sockets:
@@ -299,9 +311,6 @@ def _complete_response(data: bytes) -> bool:
     if len(data) > end + 4 + length:
         raise RuntimeError("more bytes than the response's Content-Length")
     return len(data) == end + 4 + length
-
-
-Load = StreamLoad | LeanLoad
 
 
 async def throughput(
