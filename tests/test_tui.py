@@ -434,9 +434,11 @@ ANSWER_BOUND_S = 0.75
 # pilot.press returns once the app has handled the key and the whole test process has been idle
 # for 20 ms (textual._wait.wait_for_idle, called twice, each capped at 1 s). The paced producer
 # leaves such gaps: 0.3 s typically, 0.7 s at worst when run alone; with the cores oversubscribed
-# the idle waits run into their caps (2.4 s seen). So the bound is the two caps plus the answer
-# bound: it still fails for an app that stops answering (pilot would then wait 30 s).
-PRESS_BOUND_S = 2 * 1.0 + ANSWER_BOUND_S
+# the idle waits run into their caps and past them (2.8 s seen with four busy loops on two
+# cores). So the bound is well above the two caps plus the answer bound, and well below what
+# an app that stops answering costs (pilot would then wait 30 s): the answer bound above is
+# the responsiveness check, this one only catches a hang.
+PRESS_BOUND_S = 5.0
 
 
 async def test_a_flood_of_requests_keeps_key_presses_answered(project: Path) -> None:
