@@ -74,6 +74,14 @@ class EventLog:
         return self.of(name, **fields)[count - 1]
 
 
+async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, polling every 10 ms; fail after ``timeout`` s. For
+    what must happen soon: a fixed sleep before asserting it fails on a loaded machine."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - state of objects that have no event to wait on
+            await asyncio.sleep(0.01)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def no_real_keychain_in_subprocesses() -> Iterator[None]:
     """`connect-dev` subprocesses must not reach the user's keychain either."""

@@ -37,7 +37,7 @@ from connect_devloop.keychain import MemoryKeychain
 from connect_devloop.proxy import ProxiedRequest
 from connect_devloop.tenants import Tenant, TenantStore
 
-from .conftest import EventLog, descriptor_text
+from .conftest import EventLog, descriptor_text, eventually
 from .e2e import host_toml
 from .keyrings import memory_keyring
 from .servers import serve
@@ -695,7 +695,7 @@ async def test_enabled_right_after_installed_waits_for_the_install_check(tmp_pat
     keys.gate = asyncio.Event()
     rig = Rig(tmp_path, keys=keys)
     installed = asyncio.create_task(rig.send("POST", "/installed", token=install_token()))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: keys.fetched)  # the install check waits for the key server
     enabled = asyncio.create_task(
         rig.send(
             "POST",

@@ -14,7 +14,7 @@ from connect_devloop.events import Deregistered, DeregistrationFailed, Registere
 from connect_devloop.ledger import Ledger, new_entry
 from connect_devloop.registrar import HostRegistrar, Target
 
-from .conftest import EventLog, FakeUpm
+from .conftest import EventLog, FakeUpm, eventually
 
 HOST = HostConfig(name="h1", url="http://127.0.0.1:1/jira", product="jira", username="admin")
 
@@ -137,7 +137,7 @@ async def test_ledger_records_the_install_before_the_post(
     registrar = make(fake_upm, ledger, events, settle=0.0)
     registrar.request(target(1), "startup")
     await events.wait_event("registering")
-    await asyncio.sleep(0.01)
+    await eventually(lambda: fake_upm.installs)
     assert len(fake_upm.installs) == 1
     assert [(e.url, e.key) for e in ledger.entries()] == [(HOST.base_url, "test-addon")]
     fake_upm.gate.set()

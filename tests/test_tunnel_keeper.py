@@ -26,7 +26,7 @@ from connect_devloop.registrar import HostRegistrar, Target
 from connect_devloop.tunnel import StaticTunnel, TunnelKeeper, is_probe_path
 from connect_devloop.tunnel.keeper import PROBE_QUERY
 
-from .conftest import EventLog, FakeUpm, descriptor_text
+from .conftest import EventLog, FakeUpm, descriptor_text, eventually
 from .servers import serve, text_app
 
 
@@ -313,10 +313,11 @@ async def test_a_tunnel_that_stops_answering_is_reopened_after_a_second_failed_p
     keeper = harness.keeper(tunnel, interval=0.1, timeout=1)
     url = await keeper.open(harness.proxy.url)
     keeper.start()
-    await asyncio.sleep(0.35)  # a few healthy probes, through the relay
+    # A few healthy probes, through the relay.
+    await harness.events.wait_for(
+        lambda log: sum(is_probe_path(e.path) for e in log.of("request")) >= 2  # type: ignore[attr-defined]
+    )
     assert harness.events.of("tunnel_closed") == []
-    probes = [e for e in harness.events.of("request") if is_probe_path(e.path)]  # type: ignore[attr-defined]
-    assert len(probes) >= 2
     tunnel.break_it()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -404,7 +405,7 @@ async def test_a_failed_preflight_probes_at_once_and_retries_the_hosts_when_it_a
         "are installed again once it answers"
     )
     # The keeper probes its own URL right away (not in 60 s); it answers: the hosts are retried.
-    await asyncio.sleep(0.5)
+    await eventually(lambda: harness.reopened)
     assert harness.reopened == [(harness.proxy.url, harness.proxy.url)]
     assert harness.events.of("tunnel_closed") == []
     await keeper.close()
@@ -446,7 +447,7 @@ async def test_a_proxy_without_a_valid_descriptor_still_counts_as_reachable(
     )
     await keeper.open(harness.proxy.url)
     keeper.start()
-    await asyncio.sleep(0.4)
+    await harness.events.wait_event("request", count=3)
     assert harness.events.of("tunnel_closed") == []
     statuses = {e.status for e in harness.events.of("request")}  # type: ignore[attr-defined]
     assert statuses == {503}
