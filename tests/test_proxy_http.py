@@ -30,7 +30,7 @@ from connect_devloop.proxy_http import (
     parse_response_head,
 )
 
-from .conftest import EventLog
+from .conftest import EventLog, eventually
 
 MiB = 1024 * 1024
 STEP = 10.0  # no single step of a test may take longer than this
@@ -684,18 +684,11 @@ async def test_a_client_that_leaves_mid_response_is_reported_as_499(
         await one.reader.readexactly(10)
     event = await events.wait_event("request")
     assert (event.path, event.status) == ("/drip", 499)  # type: ignore[attr-defined]
-    await until(lambda: not relay(proxy).upstreams)  # a cut response's add-on connection closes
+    # The add-on connection of a cut response closes.
+    await eventually(lambda: not relay(proxy).upstreams)
 
 
 # --- large bodies and backpressure --------------------------------------------------------------
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(int(STEP / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
 
 
 async def most_held(proxy: Proxy, paused: Callable[[], bool]) -> int:
@@ -1019,7 +1012,7 @@ async def test_idle_connections_are_closed(proxy: Proxy, addon: Addon) -> None:
         assert await idle.at_eof()  # kept alive, then closed when nothing came
         assert (await partial.response()).status == 408
         assert (await stalled.response()).status == 408
-    await until(lambda: not relay(proxy).idle)  # the add-on connection is closed too
+    await eventually(lambda: not relay(proxy).idle)  # the add-on connection is closed too
 
 
 @pytest.mark.usefixtures("quick_timeouts")
@@ -1150,7 +1143,7 @@ async def test_an_addon_connection_that_speaks_out_of_turn_is_not_reused(
         for _ in range(2):
             one.send(get("/x"))
             assert (await one.response()).body == b"one"
-        await until(lambda: closed == [0, 1])
+        await eventually(lambda: closed == [0, 1])
     assert raw.connections == 2
 
 
@@ -1249,4 +1242,4 @@ async def test_a_client_that_stops_reading_is_given_up_on(proxy: Proxy, events: 
         await one.head()  # and then never reads again
         event = await events.wait_event("request")
     assert event.status == 499  # type: ignore[attr-defined]
-    await until(lambda: not relay(proxy).clients and not relay(proxy).upstreams)
+    await eventually(lambda: not relay(proxy).clients and not relay(proxy).upstreams)
