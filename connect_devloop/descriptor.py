@@ -90,6 +90,24 @@ def load(path: Path) -> Revision:
     return parse(raw, path=str(path))
 
 
+def _json_problem(text: str, error: json.JSONDecodeError) -> Problem:
+    """The JSON syntax error, said the same on every Python. A trailing comma is the classic
+    slip in a hand-edited descriptor; Python 3.13 names it at the comma, while 3.11 and 3.12
+    say "Expecting property name" (or "value") at the bracket after it: say what 3.13 says."""
+    position = error.pos
+    closing = text[position : position + 1]
+    before = text[:position].rstrip()
+    if closing in ("}", "]") and before.endswith(","):
+        position = len(before) - 1
+        kind = "object" if closing == "}" else "array"
+        message = f"Illegal trailing comma before end of {kind}"
+    else:
+        message = error.msg
+    line = text.count("\n", 0, position) + 1
+    column = position - text.rfind("\n", 0, position)
+    return Problem("$", f"invalid JSON: {message}", line, column)
+
+
 def parse(raw: bytes, *, path: str = "atlassian-connect.json") -> Revision:
     """Parse and validate descriptor bytes into a ``Revision``, or raise ``DescriptorError``."""
     try:
@@ -107,7 +125,7 @@ def parse(raw: bytes, *, path: str = "atlassian-connect.json") -> Revision:
     except json.JSONDecodeError as exc:
         raise DescriptorError(
             path,
-            [Problem("$", f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)],
+            [_json_problem(text, exc)],
             hint="Fix the JSON syntax; the last good revision stays installed meanwhile.",
         ) from exc
     problems = validate(document)

@@ -164,8 +164,11 @@ async def test_invalid_save_keeps_the_last_good_revision_and_a_valid_save_recove
             path = project / "atlassian-connect.json"
             save(path, '{\n  "key": "test-addon",\n  "name": "broken",\n}\n')
             invalid = await up.events.wait_event("descriptor_invalid")
-            assert invalid.errors[0]["line"] == 4  # type: ignore[attr-defined]
-            assert invalid.errors[0]["message"].startswith("invalid JSON")  # type: ignore[attr-defined]
+            assert (invalid.errors[0]["line"], invalid.errors[0]["column"]) == (3, 19)  # type: ignore[attr-defined]
+            assert (
+                invalid.errors[0]["message"]  # type: ignore[attr-defined]
+                == "invalid JSON: Illegal trailing comma before end of object"
+            )
             save(path, descriptor_text(key="bad key!"))
             second = await up.events.wait_event("descriptor_invalid", count=2)
             assert second.errors[0]["path"] == "$.key"  # type: ignore[attr-defined]
