@@ -118,6 +118,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="Cloud development mode (off refuses descriptor-URL installs)",
     )
     host.add_argument(
+        "--require-signed-install",
+        action="store_true",
+        help='refuse JWT descriptors without "apiMigrations": {"signed-install": true}',
+    )
+    host.add_argument(
         "--ping-after", type=int, default=100, metavar="MS", help="pingAfter of install tasks in ms"
     )
     host.add_argument(
@@ -381,6 +386,7 @@ def _cmd_host(args: argparse.Namespace) -> int:
         dev_mode=args.dev_mode == "on",
         ping_after_ms=args.ping_after,
         install_delay_ms=args.install_delay,
+        require_signed_install=args.require_signed_install,
     )
 
     def on_ready(host: EmulatedHost) -> None:

@@ -85,15 +85,21 @@ def canonical_path(path: str, base_path: str = "") -> str:
 
 
 def canonical_query(query: Query) -> str:
-    """The query in canonical form: ``jwt`` dropped, sorted, RFC 3986 encoded, repeats joined."""
+    """The query in canonical form: ``jwt`` dropped, sorted, RFC 3986 encoded, repeats joined.
+
+    Keys and repeated values are sorted as decoded text, then encoded: "a-" comes before "a/"
+    although "%2F" sorts before "-". That is what the hosts and npm atlassian-jwt (which ACE
+    uses) compute; PROTOCOL.md §5 says the values are sorted encoded, but the host sorts them
+    decoded (atlassian-jwt on PyPI calls that bug JWT-20 and follows it).
+    """
     values_by_key: dict[str, list[str]] = defaultdict(list)
     for key, value in _pairs(query):
         if key == JWT_PARAM:
             continue
-        values_by_key[_encode(key)].append(_encode(value))
-    # Encoded keys are ASCII, so sorting them is sorting by code point (as atlassian-jwt does).
+        values_by_key[key].append(value)
     return "&".join(
-        f"{key}={','.join(sorted(values_by_key[key]))}" for key in sorted(values_by_key)
+        f"{_encode(key)}={','.join(_encode(value) for value in sorted(values_by_key[key]))}"
+        for key in sorted(values_by_key)
     )
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -328,3 +330,47 @@ async def test_ace_accepts_the_install_and_a_token_signed_by_connect_dev(
         assert [(c.event, c.status) for c in jira.record.callbacks][-1] == ("uninstalled", 204)
         lifecycles = [(e["lifecycle_event"], e["verified"]) for e in up.events("lifecycle")]
         assert lifecycles == [("installed", True), ("uninstalled", True)]
+
+
+# Characters that percent-encoding reorders ("%" sorts before "-", "~" and letters), separators,
+# "+" (a space in a query), and text beyond ASCII.
+TRICKY = ["a", "b", "Z", "0", "-", "_", ".", "~", "/", ":", "?", "@", "!", "*", "'", "(", ")",
+          ",", ";", "=", "&", "+", " ", "%", "é", "€", "\u00a0", "日", "😀"]  # fmt: skip
+
+
+def tricky_urls(count: int, seed: int) -> list[str]:
+    """URLs with repeated, reordered and oddly spelled query parameters (same list every run)."""
+    rng = random.Random(seed)
+
+    def text(shortest: int) -> str:
+        return "".join(rng.choice(TRICKY) for _ in range(rng.randint(shortest, 4)))
+
+    urls = []
+    for _ in range(count):
+        keys = [text(1) for _ in range(rng.randint(1, 3))]
+        pairs = []
+        for _ in range(rng.randint(1, 5)):
+            value = quote(text(0), safe="")
+            if rng.random() < 0.2:
+                value = value.replace("%20", "+")
+            pairs.append(f"{quote(rng.choice(keys), safe='')}={value}")
+        urls.append("/p/x?" + "&".join(pairs))
+    return urls
+
+
+def test_canonical_requests_agree_with_npm_atlassian_jwt(ace_modules: Path) -> None:
+    """The qsh connect-dev signs and checks is the one ACE computes, for any query."""
+    urls = tricky_urls(1000, seed=20261122)
+    result = subprocess.run(
+        ["node", str(APP_DIR / "canonical.js"), str(ace_modules)],
+        input=json.dumps(urls),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    theirs = json.loads(result.stdout)
+    ours = [jwt.canonical_request_from_url("GET", url) for url in urls]
+    disagreements = [(url, a, b) for url, a, b in zip(urls, theirs, ours, strict=True) if a != b]
+    assert disagreements == [], f"{len(disagreements)} of {len(urls)}: {disagreements[:3]}"

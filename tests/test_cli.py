@@ -333,6 +333,7 @@ async def test_host_command_serves_upm_at_its_context_path() -> None:
         "/wiki",
         "--user",
         "ada:s3cret",
+        "--require-signed-install",
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -350,6 +351,9 @@ async def test_host_command_serves_upm_at_its_context_path() -> None:
                 assert response.headers["upm-token"].lstrip("-").isdigit()
             async with session.get(f"{base_url}/rest/plugins/1.0/") as response:
                 assert response.status == 401
+            origin = base_url.removesuffix("/wiki")
+            async with session.get(f"{origin}/_emulator") as response:
+                assert (await response.json())["require_signed_install"] is True
     finally:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.communicate(), 20)

@@ -911,9 +911,12 @@ async def test_control_api(
         assert response.status == 200
     assert (host.settings.dev_mode, host.settings.install_delay_ms) == (False, 5)
     assert (await upm.call("GET", "/rest/plugins/1.0/")).status == 502
-    async with session.post(f"{control}/faults", json={"uploads_enabled": False}) as response:
+    switches = {"uploads_enabled": False, "require_signed_install": True}
+    async with session.post(f"{control}/faults", json=switches) as response:
         assert response.status == 200
+        assert (await response.json())["require_signed_install"] is True
     assert host.settings.uploads_enabled is False
+    assert host.settings.require_signed_install is True
     for bad in ({"fail_next": True}, {"fail_next": -1}, {"nonsense": 1}, {"fail_status": 200}):
         async with session.post(f"{control}/faults", json=bad) as response:
             assert response.status == 400, bad
@@ -924,6 +927,7 @@ async def test_control_api(
     assert host.installations == {}
     assert host.settings.dev_mode is True
     assert host.settings.uploads_enabled is True
+    assert host.settings.require_signed_install is False
     assert (await upm.call("GET", "/rest/plugins/1.0/")).status == 200
 
 

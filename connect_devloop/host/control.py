@@ -50,6 +50,8 @@ def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
             host.set_dev_mode(body["dev_mode"])
         if "uploads_enabled" in body:
             host.set_uploads_enabled(body["uploads_enabled"])
+        if "require_signed_install" in body:
+            host.set_require_signed_install(body["require_signed_install"])
         return web.json_response(host.describe())
 
     async def reset(request: web.Request) -> web.Response:
@@ -101,6 +103,7 @@ def _fault_problem(body: dict[str, Any]) -> str | None:
         "install_delay_ms": int,
         "dev_mode": bool,
         "uploads_enabled": bool,
+        "require_signed_install": bool,
     }
     unknown = sorted(set(body) - set(expected))
     if unknown:

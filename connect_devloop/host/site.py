@@ -95,6 +95,7 @@ class EmulatedHost:
             "context_path": self.settings.context_path,
             "dev_mode": self.settings.dev_mode,
             "uploads_enabled": self.settings.uploads_enabled,
+            "require_signed_install": self.settings.require_signed_install,
             "install_delay_ms": self.settings.install_delay_ms,
             "fail_next": self._failures_left,
             "fail_status": self._failure_status,
@@ -119,6 +120,9 @@ class EmulatedHost:
 
     def set_uploads_enabled(self, on: bool) -> None:
         self.settings.uploads_enabled = on
+
+    def set_require_signed_install(self, on: bool) -> None:
+        self.settings.require_signed_install = on
 
     def reset(self) -> None:
         """Back to a fresh site: nothing installed, no history, no faults, settings as started.
