@@ -161,52 +161,52 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def save_to_installed(saves: int) -> list[float]:
+@contextlib.asynccontextmanager
+async def one_site_running() -> AsyncIterator[tuple[Path, EmulatedHost]]:
+    """An emulated site and a daemon that has installed on it: the project directory and site."""
     async with accepting_addon() as addon, hosts(1) as sites:
-        site = sites[0]
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory)
             daemon = Daemon(write_project(path, addon, sites))
             daemon.start()
-            await daemon.wait("ready")
-            latencies = []
-            for n in range(saves):
-                await asyncio.sleep(0.35)  # longer than the settle window: each is a lone save
-                before = len(site.record.installs)
-                written_at = time.time()
-                (path / "atlassian-connect.json").write_text(
-                    json.dumps({**DESCRIPTOR, "name": f"save {n}"}, indent=2)
-                )
-                await site.wait_for(lambda r, b=before: len(r.installs) > b, timeout=10)
-                latencies.append((site.record.installs[-1].at - written_at) * 1000)
-            await daemon.close()
-            return latencies
+            try:
+                await daemon.wait("ready")
+                yield path, sites[0]
+            finally:
+                await daemon.close()
+
+
+async def save_to_installed(saves: int) -> list[float]:
+    async with one_site_running() as (path, site):
+        latencies = []
+        for n in range(saves):
+            await asyncio.sleep(0.35)  # longer than the settle window: each is a lone save
+            before = len(site.record.installs)
+            written_at = time.time()
+            (path / "atlassian-connect.json").write_text(
+                json.dumps({**DESCRIPTOR, "name": f"save {n}"}, indent=2)
+            )
+            await site.wait_for(lambda r, b=before: len(r.installs) > b, timeout=10)
+            latencies.append((site.record.installs[-1].at - written_at) * 1000)
+        return latencies
 
 
 async def burst_posts() -> tuple[int, bool]:
-    async with accepting_addon() as addon, hosts(1) as sites:
-        site = sites[0]
-        with tempfile.TemporaryDirectory() as directory:
-            path = Path(directory)
-            daemon = Daemon(write_project(path, addon, sites))
-            daemon.start()
-            await daemon.wait("ready")
-            await asyncio.sleep(0.35)  # start the burst as a user would: after a quiet gap
-            posts_before = len(site.record.install_posts)
-            for n in range(20):
-                (path / "atlassian-connect.json").write_text(
-                    json.dumps({**DESCRIPTOR, "name": f"burst {n}"}, indent=2)
-                )
-                await asyncio.sleep(0.05)
-            await site.wait_for(
-                lambda r: bool(r.installs) and r.installs[-1].descriptor["name"] == "burst 19",
-                timeout=10,
+    async with one_site_running() as (path, site):
+        await asyncio.sleep(0.35)  # start the burst as a user would: after a quiet gap
+        posts_before = len(site.record.install_posts)
+        for n in range(20):
+            (path / "atlassian-connect.json").write_text(
+                json.dumps({**DESCRIPTOR, "name": f"burst {n}"}, indent=2)
             )
-            await asyncio.sleep(1.0)  # anything still coming would arrive now
-            posts = len(site.record.install_posts) - posts_before
-            last_won = site.record.installs[-1].descriptor["name"] == "burst 19"
-            await daemon.close()
-            return posts, last_won
+            await asyncio.sleep(0.05)
+        await site.wait_for(
+            lambda r: bool(r.installs) and r.installs[-1].descriptor["name"] == "burst 19",
+            timeout=10,
+        )
+        await asyncio.sleep(1.0)  # anything still coming would arrive now
+        posts = len(site.record.install_posts) - posts_before
+        return posts, site.record.installs[-1].descriptor["name"] == "burst 19"
 
 
 async def time_to_ready(count: int) -> float:

@@ -35,8 +35,9 @@ TIMELINE = {
 
 
 class Daemon:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, config: Path) -> None:
         self.process = process
+        self.config = config
         self.events: list[dict[str, Any]] = []
 
     async def wait_for(self, name: str, count: int = 1, timeout: float = 20.0) -> dict[str, Any]:
@@ -55,6 +56,33 @@ class Daemon:
         assert self.process.returncode is not None
         return self.process.returncode, out.decode(), err.decode()
 
+    @classmethod
+    async def start(
+        cls,
+        project: Path,
+        addon_url: str,
+        host_url: str,
+        agent: Path,
+        env: dict[str, str],
+        **popen: Any,
+    ) -> Daemon:
+        """`connect-dev up --log-format json` in ``project`` with the stand-in agent as ngrok."""
+        config = tunnel_config(
+            project,
+            addon_url,
+            [host_toml("jira", host_url)],
+            provider="ngrok",
+            tunnel=f'[tunnel.ngrok]\npath = "{agent}"\n',
+        )
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "connect_devloop", "up", "--no-tui"),
+            *("--log-format", "json", "--config", str(config)),
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            **popen,
+        )
+        return cls(process, config)
+
 
 async def test_a_full_run_with_a_dropped_tunnel_in_json(project: Path, tmp_path: Path) -> None:
     agent = write_agent(tmp_path / "agent-bin")
@@ -72,22 +100,16 @@ async def test_a_full_run_with_a_dropped_tunnel_in_json(project: Path, tmp_path:
     }
     env.pop("FAKE_NGROK_MODE", None)
     async with recording_addon() as addon, run_host() as jira:
-        config = tunnel_config(
+        daemon = await Daemon.start(
             project,
             addon.url,
-            [host_toml("jira", jira.base_url)],
-            provider="ngrok",
-            tunnel=f'[tunnel.ngrok]\npath = "{agent}"\n',
-        )
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "connect_devloop", "up", "--no-tui"),
-            *("--log-format", "json", "--config", str(config)),
-            stdout=asyncio.subprocess.PIPE,
+            jira.base_url,
+            agent,
+            env,
             stderr=asyncio.subprocess.PIPE,
-            env=env,
             start_new_session=True,  # its own process group, as in a terminal
         )
-        daemon = Daemon(process)
+        process = daemon.process
         try:
             await daemon.wait_for("ready")
             first_agent = record.starts()[0]["pid"]
@@ -167,22 +189,12 @@ async def test_after_kill_9_the_agent_is_left_and_down_stops_it(
     }
     env.pop("FAKE_NGROK_MODE", None)
     async with recording_addon() as addon, run_host() as jira:
-        config = tunnel_config(
-            project,
-            addon.url,
-            [host_toml("jira", jira.base_url)],
-            provider="ngrok",
-            tunnel=f'[tunnel.ngrok]\npath = "{agent}"\n',
+        daemon = await Daemon.start(
+            project, addon.url, jira.base_url, agent, env, stderr=asyncio.subprocess.DEVNULL
         )
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "connect_devloop", "up", "--no-tui"),
-            *("--log-format", "json", "--config", str(config)),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-        )
+        process, config = daemon.process, daemon.config
         try:
-            await Daemon(process).wait_for("ready")
+            await daemon.wait_for("ready")
         finally:
             process.kill()  # kill -9: no teardown at all
             await process.wait()
