@@ -147,14 +147,7 @@ class Connection:
         assert self.reader is not None
         self.writer.write(self.request)
         head = await self.reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"unexpected answer: {head[:80]!r}")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await self.reader.readexactly(length)
+        await self.reader.readexactly(body_length(head))
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -294,23 +287,27 @@ class LeanLoad(Load):
             connection.close()
 
 
+def body_length(head: bytes) -> int:
+    """The Content-Length of a response ``head`` (up to its empty line), which must be a 200."""
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"unexpected answer: {head[:80]!r}")
+    lowered = head.lower()
+    start = lowered.find(b"\r\ncontent-length:")
+    if start < 0:
+        raise RuntimeError(f"no Content-Length: {head[:80]!r}")
+    start += len(b"\r\ncontent-length:")
+    return int(lowered[start : lowered.find(b"\r\n", start)])
+
+
 def _complete_response(data: bytes) -> bool:
     """Whether ``data`` holds a whole response (200 with a Content-Length body)."""
     end = data.find(b"\r\n\r\n")
     if end < 0:
         return False
-    if not data.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"unexpected answer: {data[:80]!r}")
-    head = data[:end].lower()
-    start = head.find(b"\r\ncontent-length:")
-    if start < 0:
-        raise RuntimeError(f"no Content-Length: {data[:80]!r}")
-    start += len(b"\r\ncontent-length:")
-    stop = head.find(b"\r\n", start)
-    length = int(head[start:] if stop < 0 else head[start:stop])
-    if len(data) > end + 4 + length:
+    size = end + 4 + body_length(data[: end + 2])
+    if len(data) > size:
         raise RuntimeError("more bytes than the response's Content-Length")
-    return len(data) == end + 4 + length
+    return len(data) == size
 
 
 async def throughput(

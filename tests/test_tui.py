@@ -40,7 +40,7 @@ from connect_devloop.tui.tunnel import TunnelBar
 from connect_devloop.tui.validation import ValidationPanel
 
 from .conftest import EventLog as Recorder
-from .conftest import descriptor_text
+from .conftest import descriptor_text, eventually
 from .e2e import RecordingAddon, host_toml, recording_addon, save, write_config
 
 SIZE = (120, 40)
@@ -66,9 +66,7 @@ class Dashboard:
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait for the panels to show something; they change at most every 100 ms."""
-        async with asyncio.timeout(timeout):
-            while not predicate():  # noqa: ASYNC110 - panels have no change event to wait on
-                await asyncio.sleep(0.02)
+        await eventually(predicate, timeout)
 
     async def until_installed(self, host: str, digest: str, timeout: float = 10.0) -> None:
         await self.until(

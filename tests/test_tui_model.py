@@ -4,7 +4,6 @@ and its panels fed with synthetic events, without any server."""
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +47,8 @@ from connect_devloop.tui.model import (
 from connect_devloop.tui.requests import MAX_ROWS, RequestTable
 from connect_devloop.tui.tunnel import describe
 
+from .conftest import eventually
+
 TS = 1_700_000_000.0
 CONFIG = Config(
     path=Path("/p/connect-dev.toml"),
@@ -64,11 +65,8 @@ async def shown(pilot: Pilot[int], timeout: float = 10.0) -> None:
     timer, and a fixed pause is too short on a loaded CI machine."""
     app = pilot.app
     assert isinstance(app, DashboardApp)
-    deadline = time.monotonic() + timeout
     await pilot.pause()
-    while app.events_pending:
-        assert time.monotonic() < deadline, "the dashboard did not render its events"
-        await pilot.pause(0.02)
+    await eventually(lambda: not app.events_pending, timeout)
     await pilot.pause()
 
 
@@ -381,13 +379,10 @@ async def test_log_records_go_to_the_event_log_while_the_dashboard_runs() -> Non
     root = logging.getLogger()
     before = root.handlers[:]
     app = DashboardApp(CONFIG, daemon=None, capture_logging=True)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40)):
         logging.getLogger("connect_devloop.test").warning("installed key x, expected y")
         log = app.query_one(EventLog)
-        deadline = time.monotonic() + 10
-        while not log.lines or "installed key x" not in log.lines[-1].text:
-            assert time.monotonic() < deadline, [line.text for line in log.lines]
-            await pilot.pause(0.02)
+        await eventually(lambda: bool(log.lines) and "installed key x" in log.lines[-1].text)
         assert (
             log.lines[-1]
             .text.rstrip()
