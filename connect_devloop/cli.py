@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "attach_log",
+    "install_signal_handlers",
     "main",
     "make_supervisor",
     "run_until_signalled",
@@ -54,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except DevloopError as exc:
         _print_error(exc)
+        return EXIT_FAILURE
+    except OSError as exc:
+        # The last resort: each command maps the errors it expects to a DevloopError where
+        # they happen; one that slips through still gets a line, not a traceback.
+        _print_error(_os_error(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_FORCED
@@ -183,6 +189,23 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
 
 
+def _os_error(exc: OSError) -> DevloopError:
+    import errno
+
+    from .errors import DevloopError
+
+    logging.getLogger(__name__).debug("unexpected OSError", exc_info=exc)
+    where = exc.filename if exc.filename is not None else "connect-dev"
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "Check the permissions of that path and the directories above it."
+    elif exc.errno == errno.ENOSPC:
+        hint = "Free some disk space and run the command again."
+    else:
+        hint = "Run again with -v for details; please report it if the cause is not clear."
+    return DevloopError(f"{where}: {reason}", hint)
+
+
 def _print_error(exc: DevloopError) -> None:
     print(f"connect-dev: error: {exc}", file=sys.stderr)
     if exc.hint:
@@ -242,7 +265,13 @@ def make_supervisor(config: Config, bus: EventBus) -> Supervisor:
     from .credentials import prepare_password_sources
     from .inspection import ConnectInspector
     from .keychain import ngrok_authtoken_lookup
+    from .ledger import Ledger, ensure_state_dir
     from .supervisor import Supervisor
+
+    # Before any prompt, server or screen: a state directory connect-dev cannot write, or a
+    # damaged ledger, stops the command with one line instead of failing every install later.
+    ensure_state_dir(config.ledger_path.parent, probe=True)
+    Ledger(config.ledger_path).entries()
 
     supervisor: Supervisor | None = None
 
@@ -265,13 +294,24 @@ async def run_until_signalled(config: Config, bus: EventBus) -> int:
     import asyncio
 
     stop = asyncio.Event()
-    _install_signal_handlers(stop)
+    install_signal_handlers(stop)
     return await make_supervisor(config, bus).run(stop)
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
-    """First Ctrl-C/SIGTERM: graceful teardown. Second: exit at once; the ledger keeps what
-    is left for `connect-dev down`."""
+def install_signal_handlers(
+    stop: asyncio.Event,
+    *,
+    prefix: str = "connect-dev",
+    doing: str = "uninstalling (press Ctrl-C again to quit at once)",
+    forced: str = "forced exit; run `connect-dev down` to remove what is left.",
+) -> None:
+    """First SIGINT/SIGTERM: graceful teardown. Second: exit at once; for `up`, the ledger
+    keeps what is left for `connect-dev down`.
+
+    Explicit handlers rather than KeyboardInterrupt: a command started in the background of a
+    non-interactive shell inherits SIGINT ignored, and Python then raises nothing for it.
+    ``add_signal_handler`` replaces an inherited SIG_IGN, so such a process still stops.
+    """
     import asyncio
     import signal
 
@@ -281,13 +321,10 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
         # Act first, tell after: with a closed pipe (`up | head`) the message cannot be
         # written, and that must never keep a signal from stopping us.
         if stop.is_set():
-            _say("connect-dev: forced exit; run `connect-dev down` to remove what is left.")
+            _say(f"{prefix}: {forced}")
             os._exit(EXIT_FORCED)
         stop.set()
-        _say(
-            f"connect-dev: {signal.Signals(signum).name}: uninstalling "
-            "(press Ctrl-C again to quit at once)"
-        )
+        _say(f"{prefix}: {signal.Signals(signum).name}: {doing}")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -396,8 +433,15 @@ def _cmd_host(args: argparse.Namespace) -> int:
         print(f"  record:     {host.origin}/_emulator/record", flush=True)
         print("  users:      " + ", ".join(users), flush=True)
 
+    async def serve() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(
+            stop, prefix="connect-dev host", doing="stopping", forced="forced exit"
+        )
+        await serve_forever(settings, on_ready=on_ready, stop=stop)
+
     try:
-        asyncio.run(serve_forever(settings, on_ready=on_ready))
+        asyncio.run(serve())
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",

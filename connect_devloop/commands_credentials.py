@@ -321,12 +321,24 @@ def run_open(args: argparse.Namespace, *, keychain: Keychain | None = None) -> i
         url = base + path
     separator = "&" if urlsplit(url).query else "?"
     url = f"{url}{separator}jwt={token}"
-    print(url)
+    print(url, flush=True)
     if args.browser:
-        import webbrowser
-
-        webbrowser.open(url)
+        failure = _start_browser(url)
+        if failure:
+            _say(f"no web browser could be started ({failure}); open the URL above by hand.")
     return EXIT_OK
+
+
+def _start_browser(url: str) -> str:
+    """Open ``url`` in a web browser: "" when one took it, else why not."""
+    import webbrowser
+
+    try:
+        if webbrowser.open(url):
+            return ""
+    except Exception as exc:  # webbrowser.Error, or an OSError from the browser command
+        return str(exc) or type(exc).__name__
+    return "none is available here (set BROWSER to choose one)"
 
 
 def _sign(

@@ -1,24 +1,30 @@
 """``connect-dev.toml``: read it, check every key, and say exactly where a mistake is.
 
 Errors name the file, the line and the key, and unknown keys get a "did you mean" hint, because a
-typo in a config file should cost seconds, not a debugging session.
+typo in a config file should cost seconds, not a debugging session. Any text at all gives either a
+``Config`` or a ``ConfigError``: a value that reaches int(), float(), a URL parser or a path must
+be checked here, where the key and line are known.
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import ipaddress
+import math
+import os
 import re
 import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from .credentials import Secret
 from .errors import ConfigError
+from .files import InputFileError, describe_missing, read_input_file
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -37,6 +43,7 @@ CONFIG_FILE_NAME = "connect-dev.toml"
 LEDGER_RELATIVE_PATH = Path(".connect-dev") / "ledger.json"
 PROVIDERS = ("auto", "ngrok", "ssh", "none")
 PRODUCTS = ("jira", "confluence")
+MAX_SECONDS = 86400.0  # a day; longer waits are typos, and some clocks overflow on huge ones
 
 # The schema: table -> {key: expected type name}. "hosts" is an array of tables.
 _SCHEMA: dict[str, dict[str, str]] = {
@@ -153,7 +160,10 @@ class Config:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:  # "http://[::1" and the like
+        return False
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -170,10 +180,14 @@ def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path:
             path = path / CONFIG_FILE_NAME
     else:
         path = (cwd or Path.cwd()) / CONFIG_FILE_NAME
-    if not path.is_file():
+    # Something that is there but not a file (a FIFO, a directory link) is left to load_config,
+    # which says what it is.
+    if not os.path.lexists(path):
+        create = f"Create {CONFIG_FILE_NAME} (see config.example.toml) or pass --config PATH."
+        nearby = describe_missing(path, suffix=".toml")
         raise ConfigError(
             "config file not found",
-            hint=f"Create {CONFIG_FILE_NAME} (see config.example.toml) or pass --config PATH.",
+            hint=f"{nearby} {create}" if nearby.startswith("Did you mean") else create,
             file=str(path),
         )
     return path
@@ -181,25 +195,64 @@ def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path:
 
 def load_config(path: Path) -> Config:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from exc
+        raw = read_input_file(path)
+    except InputFileError as exc:
+        hint = describe_missing(path, suffix=".toml") if exc.missing else None
+        raise ConfigError(exc.reason, hint=hint, file=str(path)) from exc
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+        len(raw) >= 2 and raw[1] == 0
+    ):
+        raise ConfigError(
+            "is UTF-16 text; TOML must be UTF-8",
+            hint="Save it as UTF-8 (most editors offer the encoding in Save As).",
+            file=str(path),
+            line=1,
+        )
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError("not UTF-8 text", file=str(path)) from exc
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start})",
+            hint="Save it as UTF-8.",
+            file=str(path),
+            line=raw.count(b"\n", 0, exc.start) + 1,
+        ) from exc
     return parse_config(text, path)
 
 
 def parse_config(text: str, path: Path) -> Config:
     """Parse and check a config's text. ``path`` anchors relative paths and error messages."""
+    syntax_hint = "Check quotes, brackets and `key = value` syntax on that line."
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = _toml_error_line(str(exc))
+        # "at end of document" has no number; the last line is where the user must look.
+        line = _toml_error_line(str(exc)) or _last_line(text)
         raise ConfigError(
             f"not valid TOML: {_strip_position(str(exc))}",
-            hint="Check quotes, brackets and `key = value` syntax on that line.",
+            hint=syntax_hint,
             file=str(path),
             line=line,
+        ) from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            "not valid TOML: arrays or inline tables are nested too deeply",
+            hint="No key of connect-dev.toml takes nested values.",
+            file=str(path),
+            line=_deep_line(text),
+        ) from exc
+    except ValueError as exc:  # an integer with too many digits for int()
+        long_number = _LONG_NUMBER.search(text)
+        message = (
+            f"a number has more than {_MAX_DIGITS} digits"
+            if long_number
+            else f"cannot be read: {exc}"
+        )
+        raise ConfigError(
+            f"not valid TOML: {message}",
+            hint=syntax_hint,
+            file=str(path),
+            line=text.count("\n", 0, long_number.start()) + 1 if long_number else _last_line(text),
         ) from exc
     lines = _KeyLines(text)
     reader = _Reader(str(path), lines)
@@ -214,22 +267,32 @@ def parse_config(text: str, path: Path) -> Config:
     )
     port = reader.get(proxy, "proxy", "port", int, 8000)
     if not 0 <= port <= 65535:
-        reader.fail("proxy", "port", f"{port} is not a port number (0-65535; 0 = any free port)")
+        reader.fail(
+            "proxy",
+            "port",
+            f"{_show_number(port)} is not a port number (0-65535; 0 = any free port)",
+        )
     provider = reader.get(tunnel, "tunnel", "provider", str, "auto")
     if provider not in PROVIDERS:
         reader.fail(
             "tunnel",
             "provider",
-            f"{provider!r} is not one of {', '.join(PROVIDERS)}",
+            f"{_show(provider)} is not one of {', '.join(PROVIDERS)}",
             hint=_did_you_mean(provider, PROVIDERS),
         )
+    if not descriptor:
+        reader.fail(
+            "", "descriptor", "must not be empty", hint='e.g. descriptor = "atlassian-connect.json"'
+        )
+    descriptor_path = reader.path("", "descriptor", descriptor, path.parent, expand_user=False)
+    assert descriptor_path is not None  # descriptor is not empty
     tunnel_config = _read_tunnel(reader, tunnel, provider, path.parent)
 
     hosts, warnings = _read_hosts(reader, data)
     _check_public_url(reader, tunnel_config, hosts)
     return Config(
         path=path,
-        descriptor_path=(path.parent / descriptor).resolve(),
+        descriptor_path=descriptor_path,
         addon_url=addon_url.rstrip("/"),
         proxy_port=port,
         tunnel=tunnel_config,
@@ -249,10 +312,10 @@ def _read_tunnel(
     public_url = reader.get(tunnel, "tunnel", "public_url", str, "") or None
     if public_url is not None:
         reader.url(tunnel, "tunnel", "public_url", _fill_url_template(reader, public_url))
-    interval = reader.get(tunnel, "tunnel", "health_interval", float, 5.0)
+    interval = reader.seconds(tunnel, "tunnel", "health_interval", 5.0)
     if interval < 0:
         reader.fail("tunnel", "health_interval", "must be 0 (no probes) or more seconds")
-    timeout = reader.get(tunnel, "tunnel", "health_timeout", float, 5.0)
+    timeout = reader.seconds(tunnel, "tunnel", "health_timeout", 5.0)
     if timeout <= 0:
         reader.fail("tunnel", "health_timeout", "must be more than 0 seconds")
     return TunnelConfig(
@@ -267,22 +330,36 @@ def _read_tunnel(
 
 def _fill_url_template(reader: _Reader, template: str) -> str:
     """``public_url`` with {host} and {port} filled with examples, to check it is a URL."""
+    hint = (
+        "Only {host} and {port} are filled in (provider ssh), "
+        'e.g. "https://{port}.tunnel.example.net".'
+    )
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-        unknown = sorted(fields - _URL_FIELDS)
-        if unknown:
-            raise KeyError(unknown[0])
-        return template.format(host="example.com", port=8000)
-    except (KeyError, ValueError, IndexError) as exc:
-        return str(
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        reader.fail("tunnel", "public_url", f"{_show(template)} is not a URL template: {exc}", hint)
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in _URL_FIELDS:
+            return str(
+                reader.fail(
+                    "tunnel",
+                    "public_url",
+                    f"{_show(template)} is not a URL template: {_show(name)}",
+                    hint=hint,
+                )
+            )
+        # A format spec could ask for a gigabyte of padding ("{port:>999999999}").
+        if spec or conversion:
             reader.fail(
                 "tunnel",
                 "public_url",
-                f"{template!r} is not a URL template: {exc}",
-                hint="Only {host} and {port} are filled in (provider ssh), "
-                'e.g. "https://{port}.tunnel.example.net".',
+                f"{_show(template)} is not a URL template: write {{{name}}} alone, "
+                "without a format",
+                hint=hint,
             )
-        )
+    return template.format(host="example.com", port=8000)
 
 
 def _read_ngrok(reader: _Reader, table: Mapping[str, Any], base: Path) -> NgrokConfig:
@@ -292,17 +369,21 @@ def _read_ngrok(reader: _Reader, table: Mapping[str, Any], base: Path) -> NgrokC
         reader.fail(
             name,
             "authtoken_env",
-            f"{env!r} is not an environment variable name",
+            f"{_show(env)} is not an environment variable name",
             hint="Name the variable (e.g. NGROK_AUTHTOKEN), not the authtoken itself.",
         )
     domain = reader.get(table, name, "domain", str, "") or None
     if domain is not None:
-        parts = urlsplit(domain if "://" in domain else f"https://{domain}")
-        if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        try:
+            parts = urlsplit(domain if "://" in domain else f"https://{domain}")
+            hostname = parts.hostname
+        except ValueError:
+            hostname = None
+        if not hostname or parts.scheme != "https" or parts.path not in ("", "/"):
             reader.fail(
                 name,
                 "domain",
-                f"{domain!r} is not a domain name",
+                f"{_show(domain)} is not a domain name",
                 hint='Write the reserved domain alone, e.g. domain = "my-addon.ngrok.app".',
             )
         domain = parts.netloc
@@ -311,8 +392,10 @@ def _read_ngrok(reader: _Reader, table: Mapping[str, Any], base: Path) -> NgrokC
         authtoken_env=env,
         domain=domain,
         region=region,
-        path=_path(reader.get(table, name, "path", str, ""), base),
-        config_path=_path(reader.get(table, name, "config_path", str, ""), base),
+        path=reader.path(name, "path", reader.get(table, name, "path", str, ""), base),
+        config_path=reader.path(
+            name, "config_path", reader.get(table, name, "config_path", str, ""), base
+        ),
         download=reader.get(table, name, "download", bool, False),
     )
 
@@ -324,43 +407,54 @@ def _read_ssh(reader: _Reader, table: Mapping[str, Any], base: Path) -> SshConfi
         reader.fail(
             name,
             "target",
-            f"{target!r} is not an ssh destination",
+            f"{_show(target)} is not an ssh destination",
             hint='e.g. target = "me@my-vps.example.com" (options go in options = [...]).',
         )
     ports = {}
     for key in ("port", "remote_port"):
         ports[key] = reader.get(table, name, key, int, 0)
         if not 0 <= ports[key] <= 65535:
-            reader.fail(name, key, f"{ports[key]} is not a port number (0-65535; 0 = default)")
+            reader.fail(
+                name, key, f"{_show_number(ports[key])} is not a port number (0-65535; 0 = default)"
+            )
     pattern = reader.get(table, name, "url_pattern", str, "") or None
     if pattern is not None:
         try:
             re.compile(pattern)
         except re.error as exc:
             reader.fail(name, "url_pattern", f"not a regular expression: {exc}")
+        except (RecursionError, OverflowError, ValueError, MemoryError) as exc:
+            # re's parser recurses per group and refuses huge repeat counts with OverflowError.
+            reader.fail(name, "url_pattern", f"not a regular expression Python can compile: {exc}")
     options = reader.get(table, name, "options", list, [])
     for option in options:
-        if not isinstance(option, str) or option.startswith("-") or "=" not in option:
+        if not isinstance(option, str):
             reader.fail(
                 name,
                 "options",
-                f"{option!r} is not an ssh option of the form Key=Value",
+                f"{_toml_type(option)} is not an ssh option: each must be a string Key=Value",
+                hint='e.g. options = ["StrictHostKeyChecking=accept-new"] (each is passed as -o).',
+            )
+        reader.check_text(name, "options", option)
+        if option.startswith("-") or "=" not in option:
+            reader.fail(
+                name,
+                "options",
+                f"{_show(option)} is not an ssh option of the form Key=Value",
                 hint='e.g. options = ["StrictHostKeyChecking=accept-new"] (each is passed as -o).',
             )
     return SshConfig(
         target=target,
         port=ports["port"],
-        identity_file=_path(reader.get(table, name, "identity_file", str, ""), base),
+        identity_file=reader.path(
+            name, "identity_file", reader.get(table, name, "identity_file", str, ""), base
+        ),
         remote_port=ports["remote_port"],
         remote_bind=reader.get(table, name, "remote_bind", str, "") or None,
         url_pattern=pattern,
         options=tuple(options),
         path=reader.get(table, name, "path", str, "ssh") or "ssh",
     )
-
-
-def _path(value: str, base: Path) -> Path | None:
-    return (base / Path(value).expanduser()).resolve() if value else None
 
 
 def _check_public_url(reader: _Reader, tunnel: TunnelConfig, hosts: list[HostConfig]) -> None:
@@ -410,7 +504,7 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
             reader.fail(
                 table,
                 "product",
-                f"{product!r} is not one of jira, confluence",
+                f"{_show(product)} is not one of jira, confluence",
                 hint=_did_you_mean(product, PRODUCTS),
             )
         _check_confluence_cloud_path(reader, table, url, product)
@@ -427,7 +521,7 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
             reader.fail(
                 table,
                 "password_env",
-                f"{password_env!r} is not an environment variable name",
+                f"{_show(password_env)} is not an environment variable name",
                 hint="Name the variable (e.g. JIRA_API_TOKEN), not its value.",
             )
         inline = reader.get(entry, table, "password", str, "") or None
@@ -438,7 +532,7 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
             reader.fail(
                 table,
                 "name",
-                f"{name!r} is already the name of hosts[{seen[name]}]",
+                f"{_show(name)} is already the name of hosts[{seen[name]}]",
                 hint="Give each [[hosts]] entry its own name.",
             )
         seen[name] = index
@@ -478,7 +572,7 @@ def _check_confluence_cloud_path(reader: _Reader, table: str, url: str, product:
         reader.fail(
             table,
             "url",
-            f"{url!r}: Confluence Cloud lives under /wiki",
+            f"{_show(url)}: Confluence Cloud lives under /wiki",
             hint=f'use url = "{parts.scheme}://{hostname}/wiki"',
         )
 
@@ -490,7 +584,7 @@ class _Reader:
         self.file = file
         self.lines = lines
 
-    def fail(self, table: str, key: str, message: str, hint: str | None = None) -> Any:
+    def fail(self, table: str, key: str, message: str, hint: str | None = None) -> NoReturn:
         dotted = _dotted(table, key)
         # A mistyped table header ([tunel], [[host]]) is found under its own name.
         line = (
@@ -499,6 +593,8 @@ class _Reader:
             or self.lines.table_line(f"{dotted}[0]")
             or self.lines.table_line(table)
         )
+        if len(dotted) > 200:  # an unknown key may be any length
+            dotted = f"{dotted[:200]}..."
         raise ConfigError(message, hint=hint, file=self.file, line=line, key=dotted)
 
     def check_keys(self, table: str, data: Mapping[str, Any]) -> None:
@@ -522,10 +618,13 @@ class _Reader:
         if key not in data:
             return default
         value = data[key]
-        # A TOML integer is a fine number of seconds.
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        # A TOML integer is a fine number of seconds (converted below).
         # bool is an int in Python; TOML's true is never a port.
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except OverflowError:
+                self.fail(table, key, f"is more than a day ({MAX_SECONDS:g} seconds)")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             expected = _SCHEMA[_schema_name(table)][key]
             article = "an" if expected[0] in "aeiou" else "a"
@@ -542,17 +641,78 @@ class _Reader:
                 f"must be {article} {expected}, not {_toml_type(value)}",
                 hint=f"e.g. {key} = {example}" if example else None,
             )
+        if isinstance(value, str):
+            self.check_text(table, key, value)
         return value
 
-    def url(self, data: Mapping[str, Any], table: str, key: str, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+    def check_text(self, table: str, key: str, value: str) -> None:
+        """Refuse what no path, URL, name or argument can hold."""
+        if "\x00" in value:
             self.fail(
                 table,
                 key,
-                f"{value!r} is not an http(s) URL",
-                hint='Write the whole URL, e.g. "http://localhost:3000".',
+                "contains a NUL character (\\u0000)",
+                hint="Remove the \\u0000 escape from the string.",
             )
+        if _SURROGATE.search(value):
+            self.fail(
+                table,
+                key,
+                "contains half of a UTF-16 surrogate pair, which is not a character",
+                hint="Write the character itself.",
+            )
+
+    def seconds(self, data: Mapping[str, Any], table: str, key: str, default: float) -> float:
+        value: float = self.get(data, table, key, float, default)
+        if not math.isfinite(value):
+            self.fail(
+                table, key, f"{value} is not a number of seconds", hint=f"e.g. {key} = {default}"
+            )
+        if value > MAX_SECONDS:
+            self.fail(table, key, f"{value:g} seconds is more than a day ({MAX_SECONDS:g})")
+        return value
+
+    def path(
+        self, table: str, key: str, value: str, base: Path, *, expand_user: bool = True
+    ) -> Path | None:
+        """``value`` made absolute against ``base`` (the config's directory); None if empty.
+        Symlinks are kept, not resolved: a descriptor that is a link is watched as a link (an
+        edit of its target and a re-pointed link are both seen)."""
+        if not value:
+            return None
+        try:
+            relative = Path(value).expanduser() if expand_user else Path(value)
+            return Path(os.path.abspath(base / relative))
+        except RuntimeError as exc:  # "~user" with no such user, or no home directory
+            return self.fail(
+                table,
+                key,
+                f"{_show(value)}: {exc}".rstrip("."),
+                hint="Write the path without ~, or relative to connect-dev.toml.",
+            )
+        except (OSError, ValueError) as exc:
+            return self.fail(table, key, f"{_show(value)} is not a usable path: {exc}")
+
+    def url(self, data: Mapping[str, Any], table: str, key: str, value: str) -> str:
+        hint = 'Write the whole URL, e.g. "http://localhost:3000".'
+        if any(character <= " " or character == "\x7f" for character in value):
+            self.fail(
+                table,
+                key,
+                f"{_show(value)} is not a URL: it contains a space or a control character",
+                hint=hint,
+            )
+        try:
+            parts = urlsplit(value)
+            hostname = parts.hostname
+        except ValueError as exc:  # "http://[::1": an IPv6 address without its "]"
+            return str(self.fail(table, key, f"{_show(value)} is not a URL: {exc}", hint=hint))
+        if parts.scheme not in ("http", "https") or not hostname:
+            self.fail(table, key, f"{_show(value)} is not an http(s) URL", hint=hint)
+        try:
+            parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+        except ValueError as exc:
+            self.fail(table, key, f"{_show(value)} has no valid port: {exc}", hint=hint)
         return value
 
 
@@ -567,7 +727,8 @@ class _KeyLines:
         self._tables: dict[str, int] = {}
         counts: dict[str, int] = {}
         table = ""
-        for number, line in enumerate(text.splitlines(), start=1):
+        # split("\n"), not splitlines(): TOML counts lines by "\n" only, as tomllib's errors do.
+        for number, line in enumerate(text.split("\n"), start=1):
             header = self._HEADER.match(line)
             if header:
                 name = header.group(2).replace('"', "").replace("'", "").strip()
@@ -613,6 +774,8 @@ def _belongs_elsewhere(table: str, key: str) -> str | None:
 
 
 def _did_you_mean(word: str, choices: Any) -> str | None:
+    if len(word) > 100:  # no choice is that long, and difflib would take its time
+        return None
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}?" if match else None
 
@@ -634,6 +797,57 @@ def _toml_type(value: object) -> str:
 
 
 _POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_DIGITS = 4300  # Python's limit for int("...") (sys.get_int_max_str_digits())
+_LONG_NUMBER = re.compile(rf"[0-9][0-9_]{{{_MAX_DIGITS},}}")
+
+
+def _show(text: str, limit: int = 200) -> str:
+    """``text`` quoted for a message, shortened: a value may be megabytes long."""
+    if len(text) > limit:
+        return repr(text[:limit]) + f"... ({len(text):,} characters)"
+    return repr(text)
+
+
+def _show_number(number: int) -> str:
+    # str() of an integer over 4300 digits raises; TOML hex literals have no such limit.
+    return str(number) if number.bit_length() <= 200 else "a number that large"
+
+
+def _last_line(text: str) -> int:
+    return text.rstrip().count("\n") + 1
+
+
+def _deep_line(text: str, limit: int = 50) -> int:
+    """The line where brackets first nest ``limit`` deep, skipping strings and comments
+    (roughly: good enough to point at the line that made tomllib recurse too deep)."""
+    depth, line, quote, escaped, comment = 0, 1, "", False, False
+    for character in text:
+        if character == "\n":
+            line += 1
+            comment = False
+        elif comment:
+            continue
+        elif quote:
+            if escaped:
+                escaped = False
+            elif character == "\\" and quote == '"':
+                escaped = True
+            elif character == quote:
+                quote = ""
+        elif character in "\"'":
+            quote = character
+        elif character == "#":
+            comment = True
+        elif character in "[{":
+            depth += 1
+            if depth >= limit:
+                return line
+        elif character in "]}":
+            depth = max(depth - 1, 0)
+    return _last_line(text)
 
 
 def _toml_error_line(message: str) -> int | None:

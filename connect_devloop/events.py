@@ -19,8 +19,10 @@ __all__ = [
     "DeregistrationFailed",
     "DescriptorInvalid",
     "DescriptorLoaded",
+    "Error",
     "Event",
     "EventBus",
+    "HostAnswering",
     "Lifecycle",
     "Ready",
     "Registered",
@@ -126,6 +128,10 @@ class Lifecycle(Event):
     # verified, the sentence that says exactly why (docs/security.md lists them all).
     verdict: str = ""
     reason: str = ""
+    # What the add-on answered the callback (0: not known), and why it gave no answer when
+    # the proxy answered for it ("connection refused", ...): verified is not accepted.
+    addon_status: int = 0
+    addon_error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         # DESIGN.md names the lifecycle kind "event", which collides with the line's own
@@ -147,6 +153,9 @@ class RequestServed(Event):
     jwt: dict[str, Any] | None = None  # the inspector's verdict on a Connect JWT, if any
     # Request headers with credentials masked (see redact.py); None when not recorded.
     headers: dict[str, str] | None = None
+    # Why the add-on gave no answer when the proxy answered itself (502): "connection
+    # refused", "no answer within 300 s", ...; "" when the add-on answered.
+    addon_error: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,8 +178,25 @@ class DeregistrationFailed(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Ready(Event):
+    """Every host has an outcome, or has not answered within the ready bound (then it is in
+    ``waiting`` and its install goes on in the background)."""
+
     name: ClassVar[str] = "ready"
     public_url: str = ""
+    installed: int = 0  # hosts with the current revision installed
+    hosts: int = 0
+    waiting: list[str] = field(default_factory=list)  # hosts that have not answered yet
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostAnswering(Event):
+    """A host's liveness changed: ``answering`` False when it has not answered a call for
+    ``seconds`` (its install goes on in the background), True when it answers again."""
+
+    name: ClassVar[str] = "host_answering"
+    host: str
+    answering: bool
+    seconds: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +209,17 @@ class Warning(Event):
     name: ClassVar[str] = "warning"
     message: str
     hint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Error(Event):
+    """Something failed that is not a host's install or uninstall: a background task of the
+    daemon met an unexpected error (``task`` names it; it was restarted when it could be)."""
+
+    name: ClassVar[str] = "error"
+    message: str
+    hint: str | None = None
+    task: str = ""
 
 
 Subscriber = Callable[[Event], None]

@@ -42,7 +42,7 @@ from .tenants import Tenant, TenantStore
 
 if TYPE_CHECKING:
     from .config import Config, HostConfig
-    from .proxy import ProxiedRequest
+    from .proxy import AddonAnswer, ProxiedRequest
 
 __all__ = [
     "PRODUCTION_KEYS_URL",
@@ -197,6 +197,7 @@ class ConnectInspector:
         host = self._host_for(base_url)
         host_name = host.name if host is not None else (base_url or "unknown host")
         pending: asyncio.Future[None] | None = None
+        answer: AddonAnswer | None = None
         if event == "installed" and client_key:
             pending = asyncio.get_running_loop().create_future()
             self._pending[client_key] = pending
@@ -212,10 +213,16 @@ class ConnectInspector:
                 )
             else:
                 verdict = await self._verify_request(token, request)
+            # What the add-on answered decides whether the host keeps the install: a tenant
+            # whose `installed` the add-on did not accept is not installed anywhere.
+            answer = await request.answer if request.answer is not None else None
+            accepted = answer is None or answer.accepted
             # A genuine install is remembered even when the add-on will reject it for a qsh it
             # computes from a rewritten URL: the secret is the host's, and `token` needs it.
             genuine = verdict["verified"] or verdict.get("signed_as_requested") is True
-            if genuine and event == "installed":
+            if genuine and event == "installed" and not accepted:
+                logger.debug("not storing tenant %s: the add-on answered %s", client_key, answer)
+            elif genuine and event == "installed":
                 self._unverified_installs.pop(client_key, None)
                 await self._remember(payload, verdict, host_name)
             elif event == "installed" and client_key:
@@ -236,6 +243,10 @@ class ConnectInspector:
                 if self._pending.get(client_key) is pending:
                     del self._pending[client_key]
         verdict["lifecycle"] = event
+        if answer is not None:
+            verdict["addon_status"] = answer.status
+            if answer.failure:
+                verdict["addon_error"] = answer.failure
         self._emit(
             Lifecycle(
                 host=host_name,
@@ -245,6 +256,8 @@ class ConnectInspector:
                 signature=str(verdict.get("signature", "")),
                 verdict=str(verdict["verdict"]),
                 reason=str(verdict.get("reason", "")),
+                addon_status=answer.status if answer is not None else 0,
+                addon_error=answer.failure if answer is not None else "",
             )
         )
         return verdict

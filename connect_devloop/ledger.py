@@ -6,7 +6,9 @@ second Ctrl-C — the ledger lists a superset of what is really installed, and `
 (on start) or ``connect-dev down`` can remove it. The file holds no secret: credentials are looked
 up again from the config when cleaning up.
 
-Every write replaces the file atomically (temp file, fsync, rename) with mode 0600.
+Every write replaces the file atomically (temp file, fsync, rename) with mode 0600, in a
+``.connect-dev/`` directory of mode 0700. A ledger that cannot be read as connect-dev wrote it is
+an error, never an empty ledger: writing over it would lose the record of what is installed.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import LedgerError
+from .errors import DevloopError, LedgerError
+from .files import InputFileError, read_input_file
 
-__all__ = ["Ledger", "LedgerEntry", "ProjectLock"]
+__all__ = [
+    "Ledger",
+    "LedgerEntry",
+    "ProjectLock",
+    "StateFileError",
+    "ensure_state_dir",
+    "read_state_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +59,17 @@ class Ledger:
 
     def entries(self) -> list[LedgerEntry]:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            data = read_state_json(self.path)
+        except StateFileError as exc:
+            if exc.damaged:
+                raise LedgerError(f"{self.path}: the ledger is damaged: {exc}", _DAMAGED) from exc
+            raise LedgerError(f"{self.path}: cannot read the ledger: {exc}", exc.hint) from exc
+        if data is None:
             return []
-        except OSError as exc:
-            raise LedgerError(f"{self.path}: cannot read the ledger: {exc.strerror}") from exc
         try:
-            data = json.loads(text)
-            return [LedgerEntry(**entry) for entry in data["entries"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise LedgerError(
-                f"{self.path}: the ledger is damaged (not the JSON connect-dev writes)",
-                hint="Check the hosts it names by hand (Manage apps), then delete the file.",
-            ) from exc
+            return _parse_entries(data)
+        except StateFileError as exc:
+            raise LedgerError(f"{self.path}: the ledger is damaged: {exc}", _DAMAGED) from exc
 
     def entries_for(self, url: str) -> list[LedgerEntry]:
         return [entry for entry in self.entries() if entry.url == url]
@@ -92,17 +100,198 @@ class Ledger:
             "`connect-dev down` removes them.",
             "entries": [asdict(entry) for entry in entries],
         }
+        ensure_state_dir(self.path.parent)
         try:
             _atomic_write(self.path, json.dumps(data, indent=2) + "\n")
         except OSError as exc:
             raise LedgerError(
                 f"{self.path}: cannot write the ledger: {exc.strerror}",
-                hint="The project directory must be writable by connect-dev.",
+                hint=f"Make {self.path.parent} writable by you (connect-dev creates it with "
+                "mode 0700), and check the disk is not full.",
             ) from exc
 
 
+_DAMAGED = (
+    "connect-dev will not write over it: it records where the add-on may still be installed. "
+    "Fix it, or uninstall the add-on by hand (Manage apps) on the hosts it names and delete it."
+)
+
+# What one ledger entry must hold, checked before ``LedgerEntry(**entry)``: a hand-edited
+# ``"key": null`` must be reported here, not crash an uninstall later.
+_ENTRY_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "host": ((str,), "a string"),
+    "url": ((str,), "a string"),
+    "username": ((str,), "a string"),
+    "key": ((str,), "a string"),
+    "since": ((int, float), "a number"),
+    "pid": ((int,), "an integer"),
+}
+
+
+def _parse_entries(data: object) -> list[LedgerEntry]:
+    if not isinstance(data, dict):
+        raise StateFileError(f"expected a JSON object, found {_json_type(data)}", damaged=True)
+    entries = data.get("entries")
+    if not isinstance(entries, list):
+        found = "nothing" if "entries" not in data else _json_type(entries)
+        raise StateFileError(f'"entries" must be a list, found {found}', damaged=True)
+    parsed = []
+    for index, entry in enumerate(entries):
+        where = f"entries[{index}]"
+        if not isinstance(entry, dict):
+            raise StateFileError(
+                f"{where} must be an object, found {_json_type(entry)}", damaged=True
+            )
+        for name, (types, wanted) in _ENTRY_FIELDS.items():
+            value = entry.get(name)
+            if not isinstance(value, types) or isinstance(value, bool):
+                found = "nothing" if name not in entry else _json_type(value)
+                raise StateFileError(
+                    f'{where}: "{name}" must be {wanted}, found {found}', damaged=True
+                )
+        unknown = sorted(entry.keys() - _ENTRY_FIELDS.keys())
+        if unknown:
+            raise StateFileError(f'{where}: unknown field "{unknown[0]}"', damaged=True)
+        parsed.append(LedgerEntry(**entry))
+    return parsed
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+# --- the state directory and its files, shared with tenants.py ----------------------------------
+
+# connect-dev's own files are small (a ledger of a few hosts, a tenant per site): one this large
+# was not written by it, and reading it whole could exhaust memory.
+MAX_STATE_BYTES = 10 * 1000 * 1000
+
+
+class StateFileError(Exception):
+    """A file in ``.connect-dev`` cannot be used. ``damaged``: it exists and was read, but its
+    content is not what connect-dev writes (callers must not write over it); otherwise it could
+    not be read at all, and ``hint`` says what to do."""
+
+    def __init__(self, reason: str, hint: str | None = None, *, damaged: bool = False) -> None:
+        super().__init__(reason)
+        self.hint = hint
+        self.damaged = damaged
+
+
+def read_state_json(path: Path, *, limit: int = MAX_STATE_BYTES) -> object | None:
+    """The JSON value in ``path``, or None when there is no such file.
+
+    Raises ``StateFileError`` for a file that cannot be read (permissions, a directory, too
+    large, ``.connect-dev`` not a directory) or is not UTF-8 JSON; whether the value has the
+    right shape is the caller's to check.
+    """
+    if path.parent.exists() and not path.parent.is_dir():
+        raise StateFileError(
+            f"{path.parent} is a file, not a directory", _NOT_A_DIRECTORY.format(path.parent)
+        )
+    try:
+        raw = read_input_file(path, limit=limit)
+    except InputFileError as exc:
+        if exc.missing:
+            return None
+        if exc.reason.startswith("larger than"):
+            hint = "connect-dev never writes a file this large; look at what is in it."
+            raise StateFileError(exc.reason, hint, damaged=True) from exc
+        raise StateFileError(
+            exc.reason,
+            "Make it a readable file of yours (connect-dev writes it with mode 0600), or move "
+            f"{path.parent} away to start afresh.",
+        ) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateFileError(f"not UTF-8 text (byte {exc.start + 1})", damaged=True) from exc
+    try:
+        value: object = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateFileError(
+            f"not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", damaged=True
+        ) from exc
+    except RecursionError as exc:  # hand-made nesting such as 10^5 ``[``
+        raise StateFileError("nested too deeply to be connect-dev's JSON", damaged=True) from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise StateFileError(f"not JSON connect-dev can read ({exc})", damaged=True) from exc
+    if value is None:  # `null` must not read as "no file": every state file is an object
+        raise StateFileError("expected a JSON object, found null", damaged=True)
+    return value
+
+
+_NOT_A_DIRECTORY = (
+    "connect-dev keeps its state in a directory of that name; move the file away "
+    "(`mv {0} {0}.bak`) and run the command again."
+)
+
+
+def ensure_state_dir(
+    directory: Path, *, error: type[DevloopError] = LedgerError, probe: bool = False
+) -> None:
+    """Create the project's ``.connect-dev`` with mode 0700 if it is missing.
+
+    0700 whatever the umask: it may hold tenant secrets, and its lock and ledger are nobody
+    else's business. Raises ``error`` (a ``DevloopError``) naming the directory when it cannot
+    be created, is not a directory, or (with ``probe``) cannot be written, so a command stops
+    with one line before it starts anything rather than failing on its first write.
+    """
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        if not directory.is_dir():
+            raise error(
+                f"{directory}: is a file, not the directory connect-dev keeps its state in",
+                hint=_NOT_A_DIRECTORY.format(directory),
+            ) from None
+    except FileNotFoundError:
+        try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise _cannot_create(directory, exc, error) from exc
+        os.chmod(directory, 0o700)
+    except OSError as exc:
+        raise _cannot_create(directory, exc, error) from exc
+    else:
+        # mkdir's mode is masked by the umask; an unusual umask must not loosen it either.
+        os.chmod(directory, 0o700)
+    if probe:
+        try:
+            descriptor, name = tempfile.mkstemp(prefix=".probe.", dir=directory)
+        except OSError as exc:
+            raise error(
+                f"{directory}: cannot write here: {exc.strerror}",
+                hint="connect-dev keeps its ledger and lock in this directory; make it "
+                "writable by you (chmod u+rwx), or remove it so connect-dev creates it again.",
+            ) from exc
+        os.close(descriptor)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _cannot_create(directory: Path, exc: OSError, error: type[DevloopError]) -> DevloopError:
+    return error(
+        f"{directory}: cannot create connect-dev's state directory: {exc.strerror}",
+        hint=f"Make {directory.parent} writable by you, or run connect-dev from a project "
+        "directory you own.",
+    )
+
+
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(descriptor, 0o600)
@@ -132,9 +321,12 @@ class ProjectLock:
     def acquire(self) -> None:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # 0600 like every other file in .connect-dev/, whatever the umask.
-        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        ensure_state_dir(self.path.parent, probe=True)
+        try:
+            # 0600 like every other file in .connect-dev/, whatever the umask.
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._unusable(exc) from exc
         handle = os.fdopen(descriptor, "a+", encoding="utf-8")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,11 +340,25 @@ class ProjectLock:
                 hint="Stop it first (Ctrl-C in its terminal), or run this one from another "
                 "project directory.",
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        except OSError as exc:  # e.g. a file system without locks
+            handle.close()
+            raise self._unusable(exc) from exc
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+        except OSError as exc:
+            handle.close()
+            raise self._unusable(exc) from exc
         self._handle = handle
+
+    def _unusable(self, exc: OSError) -> LedgerError:
+        return LedgerError(
+            f"{self.path}: cannot use the project lock: {exc.strerror}",
+            hint=f"It must be a file you can write (mode 0600) in {self.path.parent}; remove "
+            "it if it is anything else: connect-dev creates it again.",
+        )
 
     def release(self) -> None:
         if self._handle is not None:

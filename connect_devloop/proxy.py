@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,14 +25,18 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from .descriptor import Revision, render_bytes
+from .errors import DevloopError
 from .events import Event, RequestServed
 from .proxy_http import RequestHead, simple_response
 from .proxy_relay import MAX_INSPECTED_BODY, Relay, Upstream
 from .redact import is_secret_name, mask_path, mask_value
+from .upm.explain import GATEWAY_STATUSES, CallbackRejectedError, explain_addon_unreachable
 
 __all__ = [
     "DESCRIPTOR_PATH",
     "INSPECTION_TIMEOUT_SECONDS",
+    "AddonAnswer",
+    "AddonFailure",
     "Inspector",
     "ProxiedRequest",
     "Proxy",
@@ -47,6 +52,28 @@ INSPECTION_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
+class AddonAnswer:
+    """How a forwarded request ended for the client."""
+
+    status: int  # the add-on's status; the proxy's own 502 when ``failure``; 499: client left
+    failure: str = ""  # why the add-on gave no answer ("connection refused", ...), else ""
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300 and not self.failure
+
+
+@dataclass(frozen=True)
+class AddonFailure:
+    """A request the proxy had to answer itself because the add-on did not."""
+
+    method: str
+    path: str  # decoded, without the query
+    reason: str
+    at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
 class ProxiedRequest:
     """What an ``Inspector`` sees of a request the proxy forwards (it cannot change it)."""
 
@@ -57,6 +84,9 @@ class ProxiedRequest:
     headers: Mapping[str, str]
     body: bytes | None  # only when the inspector asked for it with wants_body()
     public_url: str  # the public base URL the descriptor is served for
+    # Resolves once the client got its answer (only after the inspector's body was forwarded);
+    # None when nobody forwards it (tests).
+    answer: Awaitable[AddonAnswer] | None = None
 
 
 class Inspector(Protocol):
@@ -93,6 +123,8 @@ class Proxy:
         self._descriptor: bytes | None = None
         self._revision: Revision | None = None
         self._public_url = ""
+        self._answers: dict[asyncio.Task[dict[str, Any] | None], asyncio.Future[AddonAnswer]] = {}
+        self.last_failure: AddonFailure | None = None
         self.url = ""
 
     @property
@@ -125,6 +157,9 @@ class Proxy:
             server.close()  # no new connections
         if relay is not None:
             await relay.close()
+        for answer in self._answers.values():
+            answer.cancel()  # no answer will come: inspections waiting for one end
+        self._answers.clear()
         if server is not None:
             await server.wait_closed()
 
@@ -159,11 +194,32 @@ class Proxy:
             head_request=head_request,
         )
 
-    def unreachable_text(self, reason: str) -> str:
+    def unreachable_text(self, request: RequestHead, reason: str) -> str:
+        # Noted now, before the client reads the 502: a host fails its install on it at once,
+        # and the registrar's explanation must already find why.
+        self.last_failure = AddonFailure(
+            request.method, _decoded_path(request), reason, time.monotonic()
+        )
         return (
             f"connect-dev proxy: the add-on server at {self.addon_url} did not answer "
             f"({reason}).\nStart it, or fix [addon] url in connect-dev.toml.\n"
         )
+
+    def explain_install_failure(self, error: DevloopError, since: float) -> DevloopError:
+        """``error`` as the user should read it: when a host failed an install because the
+        add-on rejected the ``installed`` callback with 502/503/504, and this proxy gave that
+        answer itself (the add-on did not answer a POST since ``since``, ``time.monotonic()``),
+        the cause is the add-on server, not its handler."""
+        failure = self.last_failure
+        if (
+            not isinstance(error, CallbackRejectedError)
+            or error.callback_status not in (None, *GATEWAY_STATUSES)
+            or failure is None
+            or failure.at < since
+            or failure.method != "POST"
+        ):
+            return error
+        return explain_addon_unreachable(error, self.addon_url, failure.reason)
 
     def wants_body(self, request: RequestHead) -> bool:
         inspector = self._inspector
@@ -177,6 +233,7 @@ class Proxy:
         if self._inspector is None:
             return None
         url = _url(request)
+        answer: asyncio.Future[AddonAnswer] = asyncio.get_running_loop().create_future()
         seen = ProxiedRequest(
             method=request.method,
             raw_path=request.target,
@@ -185,16 +242,33 @@ class Proxy:
             headers=CIMultiDictProxy(CIMultiDict(request.headers)),
             body=body,
             public_url=self._public_url,
+            answer=answer,
         )
-        return asyncio.create_task(self._inspector.inspect(seen), name="inspect request")
+        task = asyncio.create_task(self._inspector.inspect(seen), name="inspect request")
+        self._answers[task] = answer
+        task.add_done_callback(self._forget_answer)
+        return task
+
+    def _forget_answer(self, task: asyncio.Task[dict[str, Any] | None]) -> None:
+        answer = self._answers.pop(task, None)
+        if answer is not None and not answer.done():
+            answer.cancel()
 
     async def verdict(
-        self, inspection: asyncio.Task[dict[str, Any] | None]
+        self, inspection: asyncio.Task[dict[str, Any] | None], status: int, failure: str
     ) -> dict[str, Any] | None:
+        answer = self._answers.pop(inspection, None)
+        if answer is not None and not answer.done():
+            answer.set_result(AddonAnswer(status, failure))
         return await _finish(inspection)
 
     def served(
-        self, request: RequestHead, status: int, seconds: float, verdict: dict[str, Any] | None
+        self,
+        request: RequestHead,
+        status: int,
+        seconds: float,
+        verdict: dict[str, Any] | None,
+        failure: str,
     ) -> None:
         self._emit(
             RequestServed(
@@ -206,6 +280,7 @@ class Proxy:
                 status=status,
                 duration_ms=round(seconds * 1000, 2),
                 jwt=verdict,
+                addon_error=failure,
             )
         )
 

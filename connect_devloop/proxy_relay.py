@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ class Handler(Protocol):
     def local_response(self, request: RequestHead) -> tuple[int, bytes] | None:
         """A status and complete response to answer without the add-on, or None."""
 
-    def unreachable_text(self, reason: str) -> str:
+    def unreachable_text(self, request: RequestHead, reason: str) -> str:
         """The body of the 502 answered when the add-on does not answer."""
 
     def wants_body(self, request: RequestHead) -> bool:
@@ -90,11 +91,16 @@ class Handler(Protocol):
     def inspect(self, request: RequestHead, body: bytes | None) -> asyncio.Task[Verdict] | None:
         """Start inspecting a forwarded request (None: nothing inspects it)."""
 
-    async def verdict(self, inspection: asyncio.Task[Verdict]) -> Verdict:
-        """The inspection's result, bounded in time."""
+    async def verdict(
+        self, inspection: asyncio.Task[Verdict], status: int, failure: str
+    ) -> Verdict:
+        """The inspection's result, bounded in time, once the client got ``status``
+        (``failure``: why the relay answered it itself, "" when the add-on answered)."""
 
-    def served(self, request: RequestHead, status: int, seconds: float, verdict: Verdict) -> None:
-        """Report a request that ended after ``seconds``."""
+    def served(
+        self, request: RequestHead, status: int, seconds: float, verdict: Verdict, failure: str
+    ) -> None:
+        """Report a request that ended after ``seconds`` (``failure`` as for ``verdict``)."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +271,7 @@ class ClientConnection(asyncio.Protocol):
         self._request: RequestHead | None = None
         self._started = 0.0
         self._status = 0
+        self._failure = ""  # why the add-on gave no answer, when the relay answered itself
         self._head_sent = False  # the final response head went out
         self._request_done = False
         self._response_done = False
@@ -346,10 +353,17 @@ class ClientConnection(asyncio.Protocol):
         if self._state == _LINGER:
             self._state = _CLOSED
             return False  # the client is done too: close
-        if self._state in (_EXCHANGE, _REPORT) and self._request_done:
-            # A client may half-close after its request: answer it, then close.
-            self._close_after = True
-            return True
+        if self._state == _EXCHANGE and self._request_done:
+            # The client gave up waiting (or half-closed, which nginx treats the same way):
+            # waiting for a slow add-on would leave its socket in CLOSE-WAIT for minutes.
+            # The add-on connection goes too; the request is reported as one the client left
+            # (499), as when its connection is lost.
+            self._status = 499
+            self._end_abruptly()
+            return False
+        if self._state == _REPORT:
+            # Its answer was sent; only the event waits for the verdict, not the socket.
+            self._close()
         return False  # the transport closes; connection_lost sees what was left unfinished
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -583,6 +597,7 @@ class ClientConnection(asyncio.Protocol):
         self._request = request
         self._started = self._last_read = _now()
         self._status = 0
+        self._failure = ""
         self._head_sent = self._response_done = False
         if not request.keep_alive:
             self._close_after = True
@@ -732,8 +747,9 @@ class ClientConnection(asyncio.Protocol):
         self._resume(_CONNECTING)
         request = self._request
         assert request is not None
-        text = self.handler.unreachable_text(reason).encode()
+        text = self.handler.unreachable_text(request, reason).encode()
         self._status = 502
+        self._failure = reason
         self._head_sent = True
         self._write(
             simple_response(
@@ -790,13 +806,15 @@ class ClientConnection(asyncio.Protocol):
             self._inspection = None
             self._state = _REPORT
             self.relay.spawn(
-                self._report_later(request, self._status, self._started, inspection, True),
+                self._report_later(
+                    request, self._status, self._failure, self._started, inspection, True
+                ),
                 "report request",
                 report=True,
             )
             return
         now = _now()
-        self._served(request, self._status, now - self._started, None)
+        self._served(request, self._status, now - self._started, None, self._failure)
         self._next(now)
 
     def _next(self, now: float) -> None:
@@ -818,10 +836,12 @@ class ClientConnection(asyncio.Protocol):
         if request is None:
             return
         if inspection is None:
-            self._served(request, status, _now() - self._started, None)
+            self._served(request, status, _now() - self._started, None, self._failure)
         else:
             self.relay.spawn(
-                self._report_later(request, status, self._started, inspection, False),
+                self._report_later(
+                    request, status, self._failure, self._started, inspection, False
+                ),
                 "report request",
                 report=True,
             )
@@ -830,19 +850,22 @@ class ClientConnection(asyncio.Protocol):
         self,
         request: RequestHead,
         status: int,
+        failure: str,
         started: float,
         inspection: asyncio.Task[Verdict],
         then_next: bool,
     ) -> None:
-        verdict = await self.handler.verdict(inspection)
+        verdict = await self.handler.verdict(inspection, status, failure)
         now = _now()
-        self._served(request, status, now - started, verdict)
+        self._served(request, status, now - started, verdict, failure)
         if then_next and self._state == _REPORT:
             self._next(now)
 
-    def _served(self, request: RequestHead, status: int, seconds: float, verdict: Verdict) -> None:
+    def _served(
+        self, request: RequestHead, status: int, seconds: float, verdict: Verdict, failure: str
+    ) -> None:
         try:
-            self.handler.served(request, status, seconds, verdict)
+            self.handler.served(request, status, seconds, verdict, failure)
         except Exception:  # a subscriber's bug must not break the connection
             logger.exception("reporting a request failed")
 
@@ -1094,6 +1117,18 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 def _reason(exc: BaseException) -> str:
+    """Why connecting failed, in the words a person uses (not "[Errno 111] Connect call
+    failed ('127.0.0.1', 3999)")."""
     if isinstance(exc, TimeoutError):
         return f"no connection within {CONNECT_TIMEOUT:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, socket.gaierror):
+        return f"its host name does not resolve ({exc.strerror or exc})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
     return str(exc) or type(exc).__name__

@@ -38,7 +38,10 @@ def is_secret_name(name: str) -> bool:
 
 
 def mask_value(value: str) -> str:
-    """``JWT eyJhbGciOi...`` → ``JWT •••••• (312 chars)``."""
+    """``JWT eyJhbGciOi...`` → ``JWT •••••• (312 chars)``; a masked value stays as it is."""
+    if MASK in value:
+        # Masking twice would report the length of the mask ("(18 chars)"), not the token's.
+        return value
     scheme, sep, rest = value.partition(" ")
     if sep and scheme.isalpha() and len(scheme) <= 10:
         return f"{scheme} {MASK} ({len(rest)} chars)"

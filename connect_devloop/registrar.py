@@ -13,6 +13,13 @@ Timing, chosen so a lone save installs at once and a burst of saves costs two in
 
 A formatter that writes twice on save, or an editor's save-all, therefore installs the first
 version immediately and the final one ``settle`` seconds after the last write.
+
+One host never holds up another: each worker first removes what a crashed run left on its own
+host (reason ``recovery``), then installs. A host that does not answer at all is reported as
+such once its attempt has been silent for ``silence`` seconds (``host_answering``), and an
+install that failed because the host could not be reached is tried again in the background
+with a growing pause, until it answers. On close, an install that has not yet sent its POST is
+cancelled at once: nothing of it can be on the host.
 """
 
 from __future__ import annotations
@@ -25,23 +32,38 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .config import HostConfig
-from .errors import DevloopError, LedgerError
+from .errors import DevloopError, HostUnreachableError, LedgerError
 from .events import (
     Deregistered,
     DeregistrationFailed,
     Event,
+    HostAnswering,
     Registered,
     Registering,
     RegistrationFailed,
 )
 from .ledger import Ledger, new_entry
+from .tasks import keep_running
 from .upm import UpmClient
 
-__all__ = ["DEFAULT_SETTLE_SECONDS", "HostRegistrar", "Target"]
+__all__ = [
+    "DEFAULT_SETTLE_SECONDS",
+    "DEFAULT_SILENCE_SECONDS",
+    "RETRY_FIRST_SECONDS",
+    "RETRY_MAX_SECONDS",
+    "HostRegistrar",
+    "Target",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SETTLE_SECONDS = 0.2
+# A host silent this long in one attempt is reported as not answering, and `ready` stops
+# waiting for it (docs/troubleshooting.md, "not answering").
+DEFAULT_SILENCE_SECONDS = 5.0
+# Pauses before trying an unreachable host again: 2, 4, 8, 16, 30, 30… seconds.
+RETRY_FIRST_SECONDS = 2.0
+RETRY_MAX_SECONDS = 30.0
 DESCRIPTOR_PATH = "/atlassian-connect.json"
 
 
@@ -69,16 +91,22 @@ class HostRegistrar:
         settle: float = DEFAULT_SETTLE_SECONDS,
         unavailable: DevloopError | None = None,
         preflight: Callable[[Target], Awaitable[None]] | None = None,
+        explain_failure: Callable[[DevloopError, float], DevloopError] | None = None,
+        silence: float = DEFAULT_SILENCE_SECONDS,
+        retry_first: float = RETRY_FIRST_SECONDS,
     ) -> None:
         """``client`` is None (with ``unavailable`` saying why) when the host has no credentials:
         every request then reports that error instead of calling the host. ``preflight`` runs
         before each install; when it raises a DevloopError the install fails with that error
         and the host is not called (the supervisor checks that the tunnel serves the
-        descriptor)."""
+        descriptor). ``explain_failure(error, started)`` may reword an install failure with
+        what the proxy saw since ``started`` (``time.monotonic()``), e.g. that the add-on
+        server did not answer the installed callback."""
         self.host = host
         self._client = client
         self._unavailable = unavailable
         self._preflight = preflight
+        self._explain_failure = explain_failure
         self._ledger = ledger
         self._emit = emit
         self._settle = settle
@@ -94,13 +122,47 @@ class HostRegistrar:
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
+        self._silence = silence
+        self._retry_first: float = retry_first
+        self._retry_delay: float = retry_first
+        self._retry: asyncio.TimerHandle | None = None
+        self._attempt_started: float | None = None  # monotonic start of the running install
+        self._posted = False  # the running install has sent its POST (the host may have it)
+        self._reported_silent = False
 
     @property
     def installed(self) -> Target | None:
         return self._installed
 
-    def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name=f"registrar:{self.host.name}")
+    def silent_for(self) -> float | None:
+        """Seconds the running install has waited without any answer from the host; None
+        when nothing runs or the host answered during this attempt."""
+        if self._attempt_started is None:
+            return None
+        answered = self._client.last_reply_at if self._client is not None else None
+        if answered is not None and answered >= self._attempt_started:
+            return None
+        return time.monotonic() - self._attempt_started
+
+    def start(self, *, recover: bool = False) -> None:
+        """Start the worker; with ``recover``, it first uninstalls what the ledger lists for
+        this host (what a crashed run left); ``wait_idle`` waits for that too."""
+        if recover:
+            self._idle.clear()
+
+        async def work() -> None:
+            if recover:
+                try:
+                    await self.uninstall_all(reason="recovery")
+                finally:
+                    if not self._wake.is_set():
+                        self._idle.set()
+            await self._run()
+
+        self._worker = asyncio.create_task(
+            keep_running(f"install worker of {self.host.name}", work, self._emit),
+            name=f"registrar:{self.host.name}",
+        )
 
     def request(self, target: Target, reason: str, *, force: bool = False) -> None:
         """Ask for ``target`` to be installed; returns at once. The newest request wins."""
@@ -121,6 +183,8 @@ class HostRegistrar:
         await self._idle.wait()
 
     async def _run(self) -> None:
+        if not self._idle.is_set():
+            self._wake.set()  # restarted after a crash: what was asked is still wanted
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -131,12 +195,53 @@ class HostRegistrar:
             self._force = False
             if target is not None and (force or target != self._installed):
                 self._busy = True
+                self._posted = False
+                self._attempt_started = time.monotonic()
+                watch = asyncio.get_running_loop().call_later(self._silence, self._check_silence)
                 try:
                     await self._install(target, reason)
                 finally:
+                    watch.cancel()
                     self._busy = False
+                    self._note_answer()
+                    self._attempt_started = None
             if not self._wake.is_set():
                 self._idle.set()
+
+    def _check_silence(self) -> None:
+        silent = self.silent_for()
+        if silent is not None and not self._reported_silent:
+            self._reported_silent = True
+            self._emit(HostAnswering(host=self.host.name, answering=False, seconds=silent))
+
+    def _note_answer(self) -> None:
+        """After an attempt: a host reported silent that answered during it is back."""
+        if self._reported_silent and self._attempt_started is not None:
+            silent = self.silent_for()
+            if silent is None:
+                self._reported_silent = False
+                self._emit(
+                    HostAnswering(
+                        host=self.host.name,
+                        answering=True,
+                        seconds=round(time.monotonic() - self._attempt_started, 1),
+                    )
+                )
+
+    def _retry_later(self, target: Target) -> float:
+        """Ask for ``target`` again after a growing pause (the host could not be reached)."""
+        delay = self._retry_delay
+        self._retry_delay = min(delay * 2, RETRY_MAX_SECONDS)
+        if self._retry is not None:
+            self._retry.cancel()
+
+        def retry() -> None:
+            self._retry = None
+            if self._wanted == target and self._installed != target:
+                self.request(target, "retry")
+
+        self._retry = asyncio.get_running_loop().call_later(delay, retry)
+        return delay
 
     async def _wait_for_quiet(self) -> None:
         # The deadline moves each time a request arrives, so sleep to it and look again.
@@ -167,11 +272,25 @@ class HostRegistrar:
             self._ledger.record(
                 new_entry(self.host.name, self.host.base_url, self.host.username, target.key)
             )
+            self._posted = True
 
         try:
             await self._client.check_dev_mode()
             plugin = await self._client.install(target.plugin_uri, before_post=record_in_ledger)
+        except HostUnreachableError as exc:
+            delay = self._retry_later(target)
+            hint = f"{exc.hint} " if exc.hint else ""
+            self._emit(
+                RegistrationFailed(
+                    host=self.host.name,
+                    error=exc.message,
+                    hint=f"{hint}connect-dev tries again in {delay:g} s.",
+                )
+            )
+            return
         except DevloopError as exc:
+            if self._explain_failure is not None:
+                exc = self._explain_failure(exc, started)
             self._emit(RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
             return
         except Exception as exc:  # a bug must not kill the worker of this host
@@ -185,6 +304,7 @@ class HostRegistrar:
             )
             return
         self._installed = target
+        self._retry_delay = self._retry_first
         self._emit(
             Registered(
                 host=self.host.name,
@@ -213,12 +333,16 @@ class HostRegistrar:
             await self._uninstall_key(entry.key, reason="key_changed")
 
     async def close(self, grace: float) -> None:
-        """Stop taking requests, let a running install finish, then uninstall every key this
-        host may have. Bounded by ``grace`` seconds in all."""
+        """Stop taking requests, let a running install finish (or cancel it at once when it
+        has not sent its POST yet: nothing of it is on the host), then uninstall every key
+        this host may have. Bounded by ``grace`` seconds in all."""
         self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         try:
             async with asyncio.timeout(grace):
-                if self._busy:
+                if self._busy and self._posted:
                     await self._idle.wait()
                 await self._stop_worker()
                 await self.uninstall_all(reason="shutdown")

@@ -33,19 +33,23 @@ from .events import (
     Stopped,
     Warning,
 )
+from .files import InputFileError, read_input_file
 from .ledger import Ledger, ProjectLock
 from .proxy import Inspector, Proxy
-from .registrar import DEFAULT_SETTLE_SECONDS, HostRegistrar, Target
+from .registrar import DEFAULT_SETTLE_SECONDS, DEFAULT_SILENCE_SECONDS, HostRegistrar, Target
 from .state import State, reduce
+from .tasks import keep_running, report_crash
 from .tunnel import Tunnel, TunnelKeeper, create_tunnel, is_probe_path, stop_leftover_tunnel
 from .upm import UpmClient
-from .watcher import watch_file
+from .watcher import Unreadable, watch_file
 
 __all__ = ["Supervisor", "run_down"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEARDOWN_SECONDS = 10.0
+# How often `ready` looks again at hosts still installing (for one that fell silent).
+_READY_RECHECK_SECONDS = 0.25
 
 
 class Supervisor:
@@ -60,11 +64,13 @@ class Supervisor:
         tunnel: Tunnel | None = None,
         inspector: Inspector | None = None,
         ngrok_authtoken_lookup: Callable[[], str | None] | None = None,
+        silence: float = DEFAULT_SILENCE_SECONDS,
     ) -> None:
         self.config = config
         self.bus = bus
         self.state = State.initial([host.name for host in config.hosts])
         self._settle = settle
+        self._silence = silence
         self._teardown_timeout = teardown_timeout
         self._password_sources = password_sources
         self._tunnel = tunnel
@@ -72,6 +78,7 @@ class Supervisor:
         self._keeper: TunnelKeeper | None = None
         self._inspector = inspector
         self._revision: descriptors.Revision | None = None
+        self._last_seen: bytes | None = None  # the descriptor's bytes as last read, valid or not
         self._public_url = ""
         self._registrars: list[HostRegistrar] = []
         self.proxy: Proxy | None = None
@@ -108,6 +115,8 @@ class Supervisor:
                 self._settle,
                 self._password_sources,
                 preflight=self._preflight,
+                explain_failure=self._explain_install_failure,
+                silence=self._silence,
             )
             for host in self.config.hosts
         ]
@@ -141,19 +150,26 @@ class Supervisor:
             # Publishes the descriptor for the public URL, then reports tunnel_opened.
             await keeper.open(self.proxy.url)
             keeper.start()
-            # After the proxy is up, so the add-on hears the `uninstalled` callbacks of what a
-            # crashed run left behind (when the public URL is still the same).
-            await _recover(ledger, self._registrars, self._emit)
             if self.config.hosts and self._revision is None:
                 self._emit(Warning(message="nothing installed until the descriptor is valid"))
-            watch_task = asyncio.create_task(self._watch(watch_stop), name="watch descriptor")
+            watch_task = asyncio.create_task(
+                keep_running("descriptor watcher", lambda: self._watch(watch_stop), self._emit),
+                name="watch descriptor",
+            )
+            # After the proxy is up, so the add-on hears the `uninstalled` callbacks of what a
+            # crashed run left behind (when the public URL is still the same). Each host
+            # cleans its own leftovers before its first install: a host that does not answer
+            # holds up no other.
+            recover = _report_unknown_ledger_hosts(ledger, self._registrars, self._emit)
             for registrar in self._registrars:
-                registrar.start()
+                registrar.start(recover=recover)
                 if self._revision is not None:
                     registrar.request(self._target(self._revision), "startup")
-            ready_task = asyncio.create_task(self._announce_ready(), name="ready")
+            ready_task = asyncio.create_task(
+                keep_running("readiness check", self._announce_ready, self._emit), name="ready"
+            )
             await stop.wait()
-            ready_task.cancel()
+            await _cancel(ready_task)
         finally:
             watch_stop.set()
             if watch_task is not None:
@@ -162,8 +178,35 @@ class Supervisor:
         return 0 if clean else 1
 
     async def _announce_ready(self) -> None:
-        await asyncio.gather(*(registrar.wait_idle() for registrar in self._registrars))
-        self._emit(Ready(public_url=self._public_url))
+        """``ready`` once every host has an outcome, or has not answered at all for the silence
+        bound (it is named in ``waiting``; its install goes on in the background)."""
+        pending = {
+            asyncio.ensure_future(registrar.wait_idle()): registrar
+            for registrar in self._registrars
+        }
+        try:
+            while pending:
+                done, _ = await asyncio.wait(
+                    pending, timeout=_READY_RECHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                for finished in done:
+                    del pending[finished]
+                if all(_is_silent(registrar, self._silence) for registrar in pending.values()):
+                    break
+        finally:
+            for waiter in pending:
+                waiter.cancel()
+        current = self._target(self._revision) if self._revision is not None else None
+        self._emit(
+            Ready(
+                public_url=self._public_url,
+                installed=sum(
+                    1 for r in self._registrars if current is not None and r.installed == current
+                ),
+                hosts=len(self._registrars),
+                waiting=[registrar.host.name for registrar in pending.values()],
+            )
+        )
 
     async def _teardown(self, keeper: TunnelKeeper) -> bool:
         await keeper.stop()  # nothing reopens the tunnel while the hosts uninstall through it
@@ -193,6 +236,7 @@ class Supervisor:
         except DescriptorError as exc:
             self._report_invalid(exc)
             return None
+        self._last_seen = revision.raw
         self._report_loaded(revision)
         return revision
 
@@ -208,6 +252,10 @@ class Supervisor:
                 errors=[p.to_dict() for p in error.problems], path=error.file, kept_digest=kept
             )
         )
+
+    def _explain_install_failure(self, error: DevloopError, since: float) -> DevloopError:
+        # The proxy knows why the add-on gave no answer to the host's installed callback.
+        return self.proxy.explain_install_failure(error, since) if self.proxy else error
 
     def _emit_from_proxy(self, event: Event) -> None:
         # The tunnel keeper's probes are not the add-on's traffic: keep them out of the log.
@@ -238,18 +286,48 @@ class Supervisor:
 
     async def _watch(self, stop: asyncio.Event) -> None:
         path = self.config.descriptor_path
-        initial = self._revision.raw if self._revision is not None else None
-        async for raw in watch_file(path, stop_event=stop, initial=initial):
-            self._on_saved(raw)
+        async for saved in watch_file(path, stop_event=stop, initial=self._last_seen):
+            if isinstance(saved, Unreadable):
+                self._on_unreadable(saved.reason)
+            else:
+                self._on_saved(saved)
+
+    def _on_unreadable(self, reason: str) -> None:
+        """The descriptor path has no readable file now; the last good revision stays."""
+        self._last_seen = None  # the same bytes coming back are a save to report
+        path = str(self.config.descriptor_path)
+        kept = "; the last good revision stays installed" if self._revision is not None else ""
+        self._report_invalid(
+            DescriptorError(
+                path,
+                [Problem("$", f"{reason}{kept}")],
+                hint="Restore the file (or fix `descriptor` in connect-dev.toml and restart); "
+                "the next good save installs.",
+            )
+        )
 
     def _on_saved(self, raw: bytes) -> None:
         """A new version of the descriptor's bytes: report it, serve it and install it if valid;
         an invalid one is reported and the last good revision stays served and installed."""
+        self._last_seen = raw
         path = self.config.descriptor_path
         try:
             revision = descriptors.parse(raw, path=str(path))
         except DescriptorError as exc:
             self._report_invalid(exc)
+            return
+        except Exception as exc:
+            # A validator bug must cost this save, not the watch: report it as the save's
+            # problem (and as an error), keep the last good revision, go on watching.
+            report_crash("descriptor check", exc, self._emit, then="The watch goes on")
+            self._report_invalid(
+                DescriptorError(
+                    str(path),
+                    [Problem("$", f"could not be checked: {type(exc).__name__}: {exc}")],
+                    hint="This is a connect-devloop bug; the last good revision stays "
+                    "installed. Please report it with the descriptor that caused it.",
+                )
+            )
             return
         changed = self._revision is None or revision.digest != self._revision.digest
         self._revision = revision
@@ -262,13 +340,9 @@ class Supervisor:
     def validate_now(self) -> None:
         """Re-read the descriptor and report it (the dashboard's `v`); installs only if changed."""
         try:
-            raw = self.config.descriptor_path.read_bytes()
-        except OSError as exc:
-            self._report_invalid(
-                DescriptorError(
-                    str(self.config.descriptor_path), [Problem("$", f"cannot read: {exc.strerror}")]
-                )
-            )
+            raw = read_input_file(self.config.descriptor_path)
+        except InputFileError as exc:
+            self._on_unreadable("file was removed" if exc.missing else exc.reason)
             return
         self._on_saved(raw)
 
@@ -301,13 +375,56 @@ def _registrar(
     sources: Sequence[PasswordSource] | None,
     *,
     preflight: Callable[[Target], Awaitable[None]] | None = None,
+    explain_failure: Callable[[DevloopError, float], DevloopError] | None = None,
+    silence: float = DEFAULT_SILENCE_SECONDS,
 ) -> HostRegistrar:
     try:
         password = resolve_password(host, sources)
     except DevloopError as exc:
         return HostRegistrar(host, None, ledger, emit, settle=settle, unavailable=exc)
     client = UpmClient(session, host.base_url, host.username, password)
-    return HostRegistrar(host, client, ledger, emit, settle=settle, preflight=preflight)
+    return HostRegistrar(
+        host,
+        client,
+        ledger,
+        emit,
+        settle=settle,
+        preflight=preflight,
+        explain_failure=explain_failure,
+        silence=silence,
+    )
+
+
+def _is_silent(registrar: HostRegistrar, bound: float) -> bool:
+    silent = registrar.silent_for()
+    return silent is not None and silent >= bound
+
+
+def _report_unknown_ledger_hosts(
+    ledger: Ledger, registrars: Sequence[HostRegistrar], emit: Callable[[Event], None]
+) -> bool:
+    """Report ledger entries for hosts no longer configured (nobody can remove those). False
+    when the ledger cannot be read: then nothing is recovered and the reason is reported."""
+    try:
+        entries = ledger.entries()
+    except LedgerError as exc:
+        emit(Warning(message=exc.message, hint=exc.hint))
+        return False
+    known = {registrar.host.base_url for registrar in registrars}
+    for entry in entries:
+        if entry.url not in known:
+            emit(_unknown_host_failure(entry.host, entry.key, entry.url, ledger))
+    return True
+
+
+def _unknown_host_failure(host: str, key: str, url: str, ledger: Ledger) -> DeregistrationFailed:
+    return DeregistrationFailed(
+        host=host,
+        key=key,
+        error=f"{url} is in the ledger but no longer in connect-dev.toml",
+        hint="Add the host back to connect-dev.toml and run `connect-dev down`, or "
+        f"uninstall {key} by hand (Manage apps) and delete {ledger.path}.",
+    )
 
 
 async def _recover(
@@ -324,15 +441,7 @@ async def _recover(
     known = {registrar.host.base_url for registrar in registrars}
     for entry in entries:
         if entry.url not in known:
-            emit(
-                DeregistrationFailed(
-                    host=entry.host,
-                    key=entry.key,
-                    error=f"{entry.url} is in the ledger but no longer in connect-dev.toml",
-                    hint="Add the host back to connect-dev.toml and run `connect-dev down`, or "
-                    f"uninstall {entry.key} by hand (Manage apps) and delete {ledger.path}.",
-                )
-            )
+            emit(_unknown_host_failure(entry.host, entry.key, entry.url, ledger))
     affected = [r for r in registrars if ledger.entries_for(r.host.base_url)]
     results = await asyncio.gather(*(r.uninstall_all(reason="recovery") for r in affected))
     return all(results) and all(entry.url in known for entry in entries)
@@ -369,6 +478,12 @@ async def _upm_session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it. An exception it ended with is logged, not swallowed
+    (its ``error`` event was already reported by ``keep_running``)."""
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
+    try:
         await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        logger.exception("%s ended with an error", task.get_name())

@@ -21,13 +21,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .credentials import Secret
 from .errors import DevloopError
 from .keychain import Keychain, KeychainError, SystemKeychain, tenant_account
+from .ledger import StateFileError, ensure_state_dir, read_state_json
 
 __all__ = ["SECRETS_FILE_NAME", "TENANTS_FILE_NAME", "Tenant", "TenantError", "TenantStore"]
 
@@ -87,13 +88,11 @@ class TenantStore:
 
     def tenants(self) -> list[Tenant]:
         """Every stored tenant, most recently installed first."""
-        data = _read_json(self.path)
-        tenants = []
-        for entry in data.get("tenants", []):
-            try:
-                tenants.append(Tenant(**entry))
-            except TypeError:
-                logger.warning("%s: skipped an entry this version cannot read", self.path)
+        data = _read_json(self.path, _INDEX_DAMAGED)
+        entries = data.get("tenants", [])
+        if not isinstance(entries, list):
+            raise _damaged(self.path, f'"tenants" must be a list, found {_json_type(entries)}')
+        tenants = [_tenant(self.path, index, entry) for index, entry in enumerate(entries)]
         return sorted(tenants, key=lambda t: t.installed_at, reverse=True)
 
     def get(self, client_key: str, addon_key: str | None = None) -> Tenant | None:
@@ -105,7 +104,7 @@ class TenantStore:
     def secret(self, tenant: Tenant) -> Secret:
         """The tenant's sharedSecret; ``TenantError`` when it cannot be read."""
         if tenant.secret_in == IN_FILE:
-            value = _read_json(self.secrets_path).get("secrets", {}).get(_file_key(tenant))
+            value = self._file_secrets().get(_file_key(tenant))
             if isinstance(value, str) and value:
                 return Secret(value)
             raise TenantError(
@@ -201,7 +200,7 @@ class TenantStore:
             for tenant in doomed:
                 self._delete_secret(tenant)
             self._write_index([t for t in stored if (t.client_key, t.addon_key) not in keys])
-            secrets = _read_json(self.secrets_path).get("secrets", {})
+            secrets = self._file_secrets()
             if not secrets and self.secrets_path.exists():
                 self.secrets_path.unlink()
             return [t for t in stored if (t.client_key, t.addon_key) in keys]
@@ -221,8 +220,7 @@ class TenantStore:
         else:
             self._drop_file_secret(tenant)
             return replace(tenant, secret_in=IN_KEYCHAIN)
-        data = _read_json(self.secrets_path)
-        secrets = dict(data.get("secrets", {}))
+        secrets = self._file_secrets()
         secrets[_file_key(tenant)] = secret.reveal()
         _write_json(self.secrets_path, {"version": _FORMAT_VERSION, "secrets": secrets})
         return replace(tenant, secret_in=IN_FILE)
@@ -235,9 +233,26 @@ class TenantStore:
                 logger.warning("tenant %s: %s", tenant.client_key, exc.message)
         self._drop_file_secret(tenant)
 
+    def _file_secrets(self) -> dict[str, str]:
+        data = _read_json(self.secrets_path, _SECRETS_DAMAGED)
+        secrets = data.get("secrets", {})
+        if not isinstance(secrets, dict):
+            raise _damaged(
+                self.secrets_path,
+                f'"secrets" must be an object, found {_json_type(secrets)}',
+                _SECRETS_DAMAGED,
+            )
+        for name, value in secrets.items():
+            if not isinstance(value, str):
+                raise _damaged(
+                    self.secrets_path,
+                    f'"secrets": "{name}" must be a string, found {_json_type(value)}',
+                    _SECRETS_DAMAGED,
+                )
+        return dict(secrets)
+
     def _drop_file_secret(self, tenant: Tenant) -> None:
-        data = _read_json(self.secrets_path)
-        secrets = dict(data.get("secrets", {}))
+        secrets = self._file_secrets()
         if secrets.pop(_file_key(tenant), None) is not None:
             _write_json(self.secrets_path, {"version": _FORMAT_VERSION, "secrets": secrets})
 
@@ -256,27 +271,93 @@ def _listing(tenants: Sequence[Tenant]) -> str:
     return "; ".join(t.describe() for t in tenants)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+_INDEX_DAMAGED = (
+    "Fix it, or delete it: the next install through `connect-dev up` writes it again "
+    "(until then `connect-dev token` knows no tenant)."
+)
+_SECRETS_DAMAGED = (
+    "Fix it, or delete it: the next install through `connect-dev up` stores the secret again "
+    "(until then `connect-dev token` cannot sign for the tenants whose secret was in it)."
+)
+
+# Each stored field and the JSON types it may have: a hand-edited `"client_key": null` is
+# reported with its place, not carried into a token or a sort that then fails.
+_TENANT_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "client_key": ((str,), "a string"),
+    "addon_key": ((str,), "a string"),
+    "base_url": ((str,), "a string"),
+    "addon_base_url": ((str,), "a string"),
+    "host": ((str,), "a string"),
+    "product": ((str,), "a string"),
+    "installed_at": ((int, float), "a number"),
+    "uninstalled_at": ((int, float, type(None)), "a number or null"),
+    "secret_in": ((str,), '"keychain" or "file"'),
+}
+_REQUIRED = {f.name for f in fields(Tenant) if f.default is f.default_factory is MISSING}
+
+
+def _tenant(path: Path, index: int, entry: object) -> Tenant:
+    where = f"tenants[{index}]"
+    if not isinstance(entry, dict):
+        raise _damaged(path, f"{where} must be an object, found {_json_type(entry)}")
+    missing = sorted(_REQUIRED - entry.keys())
+    if missing:
+        raise _damaged(path, f'{where}: "{missing[0]}" is missing')
+    for name, (types, wanted) in _TENANT_FIELDS.items():
+        if name not in entry:
+            continue
+        value = entry[name]
+        bad_bool = isinstance(value, bool)
+        bad_where = name == "secret_in" and value not in (IN_KEYCHAIN, IN_FILE)
+        if not isinstance(value, types) or bad_bool or bad_where:
+            found = _json_type(value)
+            if bad_where and isinstance(value, str):
+                found = "another string"
+            raise _damaged(path, f'{where}: "{name}" must be {wanted}, found {found}')
+    # Keys a later version added are left out rather than the whole tenant.
+    return Tenant(**{name: entry[name] for name in _TENANT_FIELDS if name in entry})
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "a string"  # never the value: this file may hold secrets
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _damaged(path: Path, reason: str, hint: str = _INDEX_DAMAGED) -> TenantError:
+    return TenantError(f"{path}: damaged: {reason}", hint=hint)
+
+
+def _read_json(path: Path, damaged_hint: str) -> dict[str, Any]:
+    """The object in ``path`` ({} when there is no file). Anything else is an error: taken as
+    empty, the next write would replace what the file holds."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        data = read_state_json(path)
+    except StateFileError as exc:
+        if exc.damaged:
+            raise _damaged(path, str(exc), damaged_hint) from exc
+        raise TenantError(f"{path}: cannot read: {exc}", hint=exc.hint) from exc
+    if data is None:
         return {}
-    except OSError as exc:
-        raise TenantError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise TenantError(
-            f"{path}: damaged (not the JSON connect-dev writes)",
-            hint="Delete it; the next install through `connect-dev up` writes it again.",
-        ) from exc
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        raise _damaged(path, f"expected a JSON object, found {_json_type(data)}", damaged_hint)
+    return data
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically; the file is 0600 from the moment it exists."""
+    ensure_state_dir(path.parent, error=TenantError)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise TenantError(f"{path}: cannot write: {exc.strerror}") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,3 +122,67 @@ def installed_descriptors(record: Any) -> list[dict[str, Any]]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
+
+
+@dataclass
+class Process:
+    """A subprocess whose stdout lines (JSON where they parse) are collected as they come."""
+
+    process: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    reader: asyncio.Task[None] | None = None
+
+    def start_reading(self) -> None:
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for line in self.process.stdout:
+            self.lines.append(line.decode(errors="replace").rstrip("\n"))
+            self.changed.set()
+        self.changed.set()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for line in self.lines:
+            with contextlib.suppress(ValueError):
+                data = json.loads(line)
+                if isinstance(data, dict) and data.get("event") == name:
+                    found.append(data)
+        return found
+
+    async def wait_event(self, name: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events(name):
+                    if all(event.get(k) == v for k, v in fields.items()):
+                        return event
+                if self.process.returncode is not None and self.reader and self.reader.done():
+                    stderr = await self.process.stderr.read() if self.process.stderr else b""
+                    raise AssertionError(
+                        f"exited before {name}: {self.lines[-20:]} {stderr.decode()[-2000:]}"
+                    )
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def wait_event_count(self, name: str, count: int, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.events(name)) < count:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"exited before {count} {name}: {self.lines[-20:]}")
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> str:
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+        if self.reader is not None:
+            await self.reader
+        stderr = await self.process.stderr.read() if self.process.stderr else b""
+        return stderr.decode(errors="replace")

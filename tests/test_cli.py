@@ -356,8 +356,15 @@ async def test_host_command_serves_upm_at_its_context_path() -> None:
                 assert (await response.json())["require_signed_install"] is True
     finally:
         process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.communicate(), 20)
+        try:
+            _, stderr = await asyncio.wait_for(process.communicate(), 20)
+        finally:
+            # Whatever failed above, no host is left running (and holding its port).
+            if process.returncode is None:
+                process.kill()
+                await process.communicate()
     assert process.returncode == 0
+    assert stderr.decode() == "connect-dev host: SIGINT: stopping\n"
 
 
 async def test_sigterm_still_stops_up_when_its_output_pipes_are_closed(

@@ -657,13 +657,14 @@ def test_load_config_not_utf8(config_path: Path) -> None:
     config_path.write_bytes(b'descriptor = "\xff.json"\n')
     with pytest.raises(ConfigError) as info:
         load_config(config_path)
-    assert str(info.value) == f"{config_path}: not UTF-8 text"
+    assert str(info.value) == f"{config_path}:1: not UTF-8 text (byte 14)"
+    assert info.value.hint == "Save it as UTF-8."
 
 
 def test_load_config_unreadable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
-    assert str(info.value) == f"{tmp_path}: cannot read: Is a directory"
+    assert str(info.value) == f"{tmp_path}: is a directory, not a regular file"
 
 
 def test_load_config_errors_name_the_file(config_path: Path) -> None:
@@ -698,10 +699,18 @@ def test_toml_syntax_error_names_the_line(
     assert str(error) == f"{config_path}:{line}: not valid TOML: {message}"
 
 
-def test_toml_error_at_end_of_document_has_no_line(config_path: Path) -> None:
-    error = config_error('descriptor = "a.json', config_path)
-    assert error.line is None
-    assert str(error) == f"{config_path}: not valid TOML: Unterminated string (at end of document)"
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [('descriptor = "a.json', 1), ('[addon]\nurl = """http://x\n\n', 2)],
+)
+def test_toml_error_at_end_of_document_names_the_last_line(
+    config_path: Path, text: str, line: int
+) -> None:
+    error = config_error(text, config_path)
+    assert error.line == line
+    assert str(error) == (
+        f"{config_path}:{line}: not valid TOML: Unterminated string (at end of document)"
+    )
 
 
 # --- ConfigError --------------------------------------------------------------------------------
@@ -723,3 +732,70 @@ def test_config_error_str(kwargs: dict[str, object], text: str) -> None:
     assert str(error) == text
     assert (error.message, error.hint) == ("bad", "do this")
     assert isinstance(error, DevloopError)
+
+
+# --- hostile values -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "message"),
+    [
+        ('[addon]\nurl = "http://[::1"\n', 2, "addon.url",
+         "'http://[::1' is not a URL: Invalid IPv6 URL"),
+        ('[addon]\nurl = "http://localhost:99999"\n', 2, "addon.url",
+         "'http://localhost:99999' has no valid port: Port out of range 0-65535"),
+        ('[addon]\nurl = "http://local host"\n', 2, "addon.url",
+         "'http://local host' is not a URL: it contains a space or a control character"),
+        ("[proxy]\nport = 1000000000000000000000\n", 2, "proxy.port",
+         "1000000000000000000000 is not a port number (0-65535; 0 = any free port)"),
+        ("[proxy]\nport = 0x" + "f" * 5000 + "\n", 2, "proxy.port",
+         "a number that large is not a port number (0-65535; 0 = any free port)"),
+        ("[tunnel]\nhealth_timeout = nan\n", 2, "tunnel.health_timeout",
+         "nan is not a number of seconds"),
+        ("[tunnel]\nhealth_interval = -inf\n", 2, "tunnel.health_interval",
+         "-inf is not a number of seconds"),
+        ("[tunnel]\nhealth_interval = 1e300\n", 2, "tunnel.health_interval",
+         "1e+300 seconds is more than a day (86400)"),
+        ("[tunnel]\nhealth_timeout = 1" + "0" * 400 + "\n", 2, "tunnel.health_timeout",
+         "is more than a day (86400 seconds)"),
+        ('descriptor = "a\\u0000.json"\n', 1, "descriptor", "contains a NUL character (\\u0000)"),
+        ('descriptor = ""\n', 1, "descriptor", "must not be empty"),
+        ('[tunnel.ngrok]\npath = "~no-such-user-here/ngrok"\n', 2, "tunnel.ngrok.path",
+         "'~no-such-user-here/ngrok': Could not determine home directory"),
+        ('[tunnel.ngrok]\ndomain = "[::1"\n', 2, "tunnel.ngrok.domain",
+         "'[::1' is not a domain name"),
+        ('[tunnel.ssh]\nurl_pattern = "a{99999999999}"\n', 2, "tunnel.ssh.url_pattern",
+         "not a regular expression Python can compile: the repetition number is too large"),
+        ("[tunnel.ssh]\noptions = [[1]]\n", 2, "tunnel.ssh.options",
+         "an array is not an ssh option: each must be a string Key=Value"),
+        ('[tunnel]\nprovider = "ssh"\npublic_url = "https://{port:>999999999}.x"\n', 3,
+         "tunnel.public_url", "'https://{port:>999999999}.x' is not a URL template: write "
+         "{port} alone, without a format"),
+    ],
+)  # fmt: skip
+def test_hostile_values_name_line_and_key(
+    config_path: Path, text: str, line: int, key: str, message: str
+) -> None:
+    error = config_error(text, config_path)
+    assert (error.line, error.key, error.message) == (line, key, message)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ('descriptor = "a"\nx = ' + "[" * 3000 + "\n", 2,
+         "not valid TOML: arrays or inline tables are nested too deeply"),
+        ("[proxy]\n\nport = " + "9" * 5000 + "\n", 3,
+         "not valid TOML: a number has more than 4300 digits"),
+    ],
+)  # fmt: skip
+def test_what_tomllib_cannot_read_names_the_line(
+    config_path: Path, text: str, line: int, message: str
+) -> None:
+    error = config_error(text, config_path)
+    assert (error.line, error.key, error.message) == (line, None, message)
+
+
+def test_line_numbers_count_only_newlines(config_path: Path) -> None:
+    error = config_error('descriptor = "a\u2028b"\n[proxy]\nprot = 1\n', config_path)
+    assert (error.line, error.key) == (3, "proxy.prot")

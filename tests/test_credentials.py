@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import logging
 import pickle
+import webbrowser
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 
@@ -223,4 +227,35 @@ def test_nothing_configured() -> None:
         "Run `connect-dev login local` to keep an API token in the OS keychain, "
         'add `password_env = "VARIABLE"` to the [[hosts]] entry (Cloud: an API token '
         "from id.atlassian.com), or `password` for a local host."
+    )
+
+
+# --- connect-dev open --browser -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("browser", "why"),
+    [
+        (lambda url: False, "none is available here (set BROWSER to choose one)"),
+        (lambda url: (_ for _ in ()).throw(webbrowser.Error("could not locate runnable browser")),
+         "could not locate runnable browser"),
+    ],
+)  # fmt: skip
+def test_open_says_when_no_browser_could_be_started(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    browser: Callable[[str], bool],
+    why: str,
+) -> None:
+    from connect_devloop import commands_credentials
+
+    tenant = SimpleNamespace(addon_base_url="https://addon.example", client_key="ck")
+    monkeypatch.setattr(commands_credentials, "_sign", lambda *a, **k: (tenant, "t.o.k"))
+    monkeypatch.setattr(webbrowser, "open", browser)
+    args = argparse.Namespace(path="/page", base_url=None, browser=True)
+    assert commands_credentials.run_open(args) == 0
+    out, err = capsys.readouterr()
+    assert out == "https://addon.example/page?jwt=t.o.k\n"
+    assert err == (
+        f"connect-dev: no web browser could be started ({why}); open the URL above by hand.\n"
     )

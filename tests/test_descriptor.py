@@ -21,9 +21,11 @@ from connect_devloop.descriptor import (
     validate,
 )
 from connect_devloop.errors import DescriptorError, DevloopError, Problem
+from connect_devloop.files import InputFileError
 
 SYNTAX_HINT = "Fix the JSON syntax; the last good revision stays installed meanwhile."
 FIELDS_HINT = "Fix the fields named above; the last good revision stays installed."
+CONFIG_HINT = "Check `descriptor` in connect-dev.toml; it is relative to the config file."
 SIGNED_INSTALL_WARNING = (
     "is not true: Atlassian Cloud requires RS256-signed install callbacks "
     '(add "apiMigrations": {"signed-install": true})'
@@ -161,9 +163,9 @@ def test_empty_file(raw: bytes) -> None:
 def test_not_utf8_names_the_byte_offset() -> None:
     error = parse_error(b'{"key": "\xff"}')
 
-    assert str(error) == "atlassian-connect.json: $: not UTF-8 text (byte 9)"
+    assert str(error) == "atlassian-connect.json:1:10: $: not UTF-8 text (byte 9)"
     assert error.hint == "Save it as UTF-8."
-    assert error.problems == [Problem("$", "not UTF-8 text (byte 9)")]
+    assert error.problems == [Problem("$", "not UTF-8 text (byte 9)", 1, 10)]
     assert isinstance(error.__cause__, UnicodeDecodeError)
 
 
@@ -342,7 +344,10 @@ def test_authentication_type_defaults_to_jwt() -> None:
         ("Jwt", "'Jwt' is not one of jwt, none (did you mean 'jwt'?)"),
         ("nnoe", "'nnoe' is not one of jwt, none (did you mean 'none'?)"),
         ("oauth2", "'oauth2' is not one of jwt, none"),
-        (1, "1 is not one of jwt, none"),
+        (1, 'must be a string, not a number (e.g. "jwt")'),
+        (["jwt"], 'must be a string, not an array (e.g. "jwt")'),
+        ({"jwt": 1}, 'must be a string, not an object (e.g. "jwt")'),
+        (None, 'must be a string, not null (e.g. "jwt")'),
     ],
 )
 def test_authentication_type_unknown(kind: object, message: str) -> None:
@@ -835,18 +840,58 @@ def test_load_missing_file_has_a_hint(tmp_path: Path) -> None:
         load(path)
 
     assert str(info.value) == f"{path}: $: file not found"
-    assert info.value.hint == (
-        "Check `descriptor` in connect-dev.toml; it is relative to the config file."
-    )
+    assert info.value.hint == f"{tmp_path} has no .json file. {CONFIG_HINT}"
     assert info.value.file == str(path)
-    assert isinstance(info.value.__cause__, FileNotFoundError)
+    assert isinstance(info.value.__cause__, InputFileError)
+
+
+def test_load_misspelt_file_suggests_the_close_name(tmp_path: Path) -> None:
+    (tmp_path / "atlassian-connect.json").write_text("{}")
+    with pytest.raises(DescriptorError) as info:
+        load(tmp_path / "atlassian-conect.json")
+    assert info.value.hint == (
+        f"Did you mean atlassian-connect.json? ({tmp_path / 'atlassian-connect.json'}) "
+        + CONFIG_HINT
+    )
+
+
+def test_load_missing_file_lists_the_json_files_when_none_is_close(tmp_path: Path) -> None:
+    for name in ("b.json", "a.json", "notes.txt"):
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(DescriptorError) as info:
+        load(tmp_path / "atlassian-connect.json")
+    assert info.value.hint == f"The .json files in {tmp_path}: a.json, b.json. {CONFIG_HINT}"
+
+
+def test_load_missing_directory_says_which_one(tmp_path: Path) -> None:
+    (tmp_path / "addon").mkdir()
+    with pytest.raises(DescriptorError) as info:
+        load(tmp_path / "adon" / "sub" / "atlassian-connect.json")
+    assert info.value.hint == (
+        f"The directory {tmp_path / 'adon'} does not exist "
+        f"(did you mean {tmp_path / 'addon'}?). {CONFIG_HINT}"
+    )
+
+
+def test_load_relative_path_names_the_absolute_path_tried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DescriptorError) as info:
+        load(Path("atlassian-connect.json"))
+    assert str(info.value) == (
+        "atlassian-connect.json: $: file not found "
+        f"(looked for {tmp_path / 'atlassian-connect.json'})"
+    )
 
 
 def test_load_a_directory(tmp_path: Path) -> None:
     with pytest.raises(DescriptorError) as info:
         load(tmp_path)
-    assert str(info.value) == f"{tmp_path}: $: cannot read: Is a directory"
-    assert info.value.hint is None
+    assert str(info.value) == f"{tmp_path}: $: is a directory, not a regular file"
+    assert info.value.hint == (
+        f"Name the descriptor file itself, e.g. {tmp_path / 'atlassian-connect.json'}."
+    )
 
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
@@ -855,3 +900,81 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(DescriptorError) as info:
         load(path)
     assert str(info.value).startswith(f"{path}:2:3: $.key: must be a string, not a number")
+
+
+MUST_BE_UTF8 = "text; a descriptor must be UTF-8"
+
+
+# --- hostile input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"[" * 5000, Problem("$", "arrays and objects are nested more than 100 deep", 1, 101)),
+        (b"\x00{}", Problem("$", "contains a NUL character, so it is not JSON text", 1, 1)),
+        ('{"a": 1}'.encode("utf-16"), Problem("$", f"is UTF-16 {MUST_BE_UTF8}", 1, 1)),
+        ('{"a": 1}'.encode("utf-16-le"), Problem("$", f"is UTF-16 {MUST_BE_UTF8}", 1, 1)),
+        ('{"a": 1}'.encode("utf-32"), Problem("$", f"is UTF-32 {MUST_BE_UTF8}", 1, 1)),
+    ],
+)  # fmt: skip
+def test_unreadable_text_is_one_located_problem(raw: bytes, problem: Problem) -> None:
+    assert parse_error(raw).problems == [problem]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("NaN", "is NaN, Infinity or beyond ±1.8e308, which JSON has no number for; write a "
+         "number or null"),
+        ("-Infinity", "is NaN, Infinity or beyond ±1.8e308, which JSON has no number for; "
+         "write a number or null"),
+        ("1e999", "is NaN, Infinity or beyond ±1.8e308, which JSON has no number for; "
+         "write a number or null"),
+        ("9" * 5000, "is an integer of 5,000 digits; the limit is 4,300"),
+        ('"\\ud800"', "contains half of a UTF-16 surrogate pair (\\ud800-\\udfff), which is "
+         "not a character; write the character itself"),
+    ],
+)  # fmt: skip
+def test_values_json_allows_but_hosts_cannot_read(value: str, message: str) -> None:
+    text = json.dumps(valid_document(vendor={"x": "PLACEHOLDER"}), indent=1)
+    error = parse_error(text.replace('"PLACEHOLDER"', value))
+    assert [(p.path, p.message) for p in error.problems] == [("$.vendor.x", message)]
+    assert error.problems[0].line is not None
+
+
+def test_surrogate_in_a_member_name() -> None:
+    text = json.dumps(valid_document(vendor={"\ud800": 1}))
+    assert [p.path for p in parse_error(text.encode("utf-8", "surrogatepass")).problems] == [
+        '$.vendor["\\ud800"]'
+    ]
+
+
+def test_render_bytes_escapes_what_utf8_cannot_hold() -> None:
+    rendered = render_bytes(valid_document(name="\ud800"), "https://x")
+    assert json.loads(rendered)["name"] == "\ud800"
+
+
+def test_duplicate_member_is_a_warning() -> None:
+    text = '{"key": "a",\n"key": "my-addon", "baseUrl": "https://x", "authentication": {}}'
+    revision = parse(text.replace("{}", '{"type": "none"}').encode())
+    assert [(p.path, p.message, p.line) for p in revision.warnings] == [
+        ("$.key", "is given twice (first on line 1); only the last one counts", 2)
+    ]
+
+
+def test_module_entries_must_be_modules() -> None:
+    assert errors(valid_document(modules={"generalPages": "x", "postInstallPage": {}})) == [
+        ("$.modules.generalPages", "must be an array of modules or a module object, not a string")
+    ]
+
+
+def test_enormous_values_are_shortened_in_messages() -> None:
+    (message,) = [m for _, m in errors(valid_document(baseUrl="ftp://" + "x" * 1_000_000))][1:]
+    assert message.endswith("... (1,000,006 characters) must start with https:// or http://")
+    assert len(message) < 300
+
+
+def test_too_large_bytes_are_refused() -> None:
+    error = parse_error(b" " * 5_000_001)
+    assert error.problems == [Problem("$", "is 5,000,001 bytes; the limit is 5,000,000 (5 MB)")]

@@ -20,6 +20,7 @@ from aiohttp import web
 from connect_devloop import jwt as connect_jwt
 from connect_devloop.host import EmulatedHost, HostRecord, HostSettings, run_host, serve_forever
 from connect_devloop.host import site as host_site
+from connect_devloop.tui.app import UPM_PAGE
 
 REMOTE_INSTALL = "application/vnd.atl.plugins.remote.install+json"
 URI_INSTALL = "application/vnd.atl.plugins.install.uri+json"
@@ -529,6 +530,24 @@ async def test_full_install(
             ("enabled", 204),
         ]
         json.dumps(record.to_dict())
+
+
+@pytest.mark.parametrize("context_path", ["/jira", "/wiki"])
+async def test_the_manage_apps_page_the_dashboard_opens_lists_the_installed_apps(
+    session: aiohttp.ClientSession, context_path: str
+) -> None:
+    async with running_addon() as addon, run_host(context_path=context_path) as host:
+        addon.keys_url = host.keys_url
+        upm = Upm(session, host)
+        manage_apps = f"{host.base_url}{UPM_PAGE}"  # what `o` opens, without a login
+        empty = await upm.call("GET", manage_apps, auth=None)
+        assert (empty.status, empty.headers["Content-Type"]) == (200, "text/html; charset=utf-8")
+        assert "No user-installed apps." in empty.text
+        await upm.poll((await upm.post_install(addon.descriptor_url)).json())
+        page = await upm.call("GET", manage_apps, auth=None)
+        assert page.status == 200
+        assert f"<code>{KEY}</code>" in page.text
+        assert "enabled" in page.text
 
 
 async def test_task_moves_through_states_with_an_install_delay(

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import io
 import json
+import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
@@ -30,11 +31,12 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from connect_devloop import cli, jwt
 from connect_devloop.config import HostConfig, load_config
 from connect_devloop.credentials import Secret
-from connect_devloop.events import EventBus, Lifecycle
+from connect_devloop.events import EventBus, Lifecycle, RequestServed
 from connect_devloop.host import SigningKey, run_host
 from connect_devloop.inspection import PRODUCTION_KEYS_URL, ConnectInspector, KeyFetchError
 from connect_devloop.keychain import MemoryKeychain
-from connect_devloop.proxy import ProxiedRequest
+from connect_devloop.proxy import AddonAnswer, ProxiedRequest
+from connect_devloop.render import format_event
 from connect_devloop.tenants import Tenant, TenantStore
 
 from .conftest import EventLog, descriptor_text, eventually
@@ -122,6 +124,7 @@ class Rig:
         token: str | None = None,
         in_query: bool = False,
         payload: dict[str, Any] | None = None,
+        answer: AddonAnswer | None = None,
     ) -> dict[str, Any] | None:
         headers: CIMultiDict[str] = CIMultiDict()
         if token is not None and in_query:
@@ -141,6 +144,7 @@ class Rig:
                 headers=CIMultiDictProxy(headers),
                 body=body,
                 public_url=PUBLIC,
+                answer=_resolved(answer) if answer is not None else None,
             )
         )
 
@@ -151,6 +155,10 @@ class Rig:
         verdict = await self.send("POST", "/installed", token=install_token())
         assert verdict is not None
         assert verdict["verified"], verdict
+
+
+async def _resolved(answer: AddonAnswer) -> AddonAnswer:
+    return answer
 
 
 def install_payload(**changes: Any) -> dict[str, Any]:
@@ -207,6 +215,31 @@ def tamper(token: str) -> str:
 # --- install callbacks ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("answer", "remembered"),
+    [
+        (AddonAnswer(204), True),
+        (AddonAnswer(500), False),
+        (AddonAnswer(502, "connection refused"), False),
+        (AddonAnswer(499), False),
+    ],
+)
+async def test_a_tenant_is_remembered_only_when_the_add_on_accepted_its_install(
+    tmp_path: Path, answer: AddonAnswer, remembered: bool
+) -> None:
+    rig = Rig(tmp_path)
+    verdict = await rig.send("POST", "/installed", token=install_token(), answer=answer)
+    assert verdict is not None
+    assert (verdict["verified"], verdict["addon_status"]) == (True, answer.status)
+    (event,) = rig.lifecycles()
+    assert (event.verified, event.addon_status, event.addon_error) == (
+        True,
+        answer.status,
+        answer.failure,
+    )
+    assert bool(rig.tenants.tenants()) is remembered
+
+
 async def test_a_verified_install_is_reported_and_its_tenant_remembered(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     verdict = await rig.send("POST", "/installed", token=install_token())
@@ -231,6 +264,8 @@ async def test_a_verified_install_is_reported_and_its_tenant_remembered(tmp_path
         "signature": "RS256",
         "verdict": "verified",
         "reason": "",
+        "addon_status": 0,
+        "addon_error": "",
     }
     assert rig.keys.fetched == [f"{PRODUCTION_KEYS_URL}/{signing_key().kid}"]
     (stored,) = rig.tenants.tenants()
@@ -815,6 +850,42 @@ async def test_up_verifies_installs_and_host_requests_end_to_end(project: Path) 
                 assert tenant is not None
                 assert store.secret(tenant) == Secret(secret)
                 assert tenant.addon_base_url == supervisor.public_url
+
+
+async def test_an_install_the_add_on_never_answered_says_so_and_stores_no_tenant(
+    project: Path,
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: the add-on is not running
+        sock.bind(("127.0.0.1", 0))
+        addon_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with run_host() as jira:
+        config = write(project, addon_url, [host_toml("jira", jira.base_url)])
+        async with daemon(config) as (_, events):
+            await events.wait_event("registration_failed")
+            await events.wait_event("lifecycle")
+        (failed,) = events.of("registration_failed")
+        assert failed.error == (  # type: ignore[attr-defined]
+            f"your add-on at {addon_url} did not answer the installed callback from "
+            f"{jira.base_url}: connection refused"
+        )
+        assert "Start your add-on server" in (failed.hint or "")  # type: ignore[attr-defined]
+        (installed,) = events.of("lifecycle", event="installed")
+        assert isinstance(installed, Lifecycle)
+        assert (installed.verified, installed.addon_status, installed.addon_error) == (
+            True,
+            502,
+            "connection refused",
+        )
+        line = format_event(installed)
+        assert "(verified), NOT accepted: the add-on did not answer (connection refused)" in line
+        callbacks = [
+            e for e in events.events if isinstance(e, RequestServed) and e.method == "POST"
+        ]
+        assert [(e.path, e.addon_error) for e in callbacks] == [
+            ("/installed", "connection refused")
+        ]
+        assert TenantStore(project / ".connect-dev").tenants() == []
+        assert jira.record.installs == []
 
 
 async def test_up_flags_unsigned_and_legacy_installs(project: Path) -> None:

@@ -19,7 +19,10 @@ import pytest
 from connect_devloop.errors import DevloopError, LedgerError
 from connect_devloop.ledger import Ledger, LedgerEntry, ProjectLock, new_entry
 
-DAMAGED_HINT = "Check the hosts it names by hand (Manage apps), then delete the file."
+DAMAGED_HINT = (
+    "connect-dev will not write over it: it records where the add-on may still be installed. "
+    "Fix it, or uninstall the add-on by hand (Manage apps) on the hosts it names and delete it."
+)
 LOCK_HINT = (
     "Stop it first (Ctrl-C in its terminal), or run this one from another project directory."
 )
@@ -66,46 +69,72 @@ def test_missing_file_is_an_empty_ledger(ledger: Ledger) -> None:
     assert not ledger.path.parent.exists()
 
 
+GOOD = '"host": "h", "url": "u", "username": "x", "key": "k", "since": 1, "pid": 2'
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "reason"),
     [
-        "",
-        "not json",
-        "[]",
-        "null",
-        '{"version": 1}',
-        '{"entries": 5}',
-        '{"entries": [5]}',
-        '{"entries": [{"host": "h"}]}',
-        '{"entries": [{"host": "h", "url": "u", "username": "x", "key": "k", "since": 1, '
-        '"pid": 2, "extra": 3}]}',
+        ("", "not JSON (line 1, column 1: Expecting value)"),
+        ("not json", "not JSON (line 1, column 1: Expecting value)"),
+        ("{", "not JSON (line 1, column 2: Expecting property name enclosed in double quotes)"),
+        ("[]", "expected a JSON object, found a list"),
+        ("null", "expected a JSON object, found null"),
+        ('{"version": 1}', '"entries" must be a list, found nothing'),
+        ('{"entries": 5}', '"entries" must be a list, found a number'),
+        ('{"entries": {}}', '"entries" must be a list, found an object'),
+        ('{"entries": [5]}', "entries[0] must be an object, found a number"),
+        ('{"entries": [[]]}', "entries[0] must be an object, found a list"),
+        ('{"entries": [{"host": "h"}]}', 'entries[0]: "url" must be a string, found nothing'),
+        (
+            '{"entries": [{' + GOOD.replace('"k"', "null") + "}]}",
+            'entries[0]: "key" must be a string, found null',
+        ),
+        (
+            '{"entries": [{' + GOOD.replace('"u"', "8") + "}]}",
+            'entries[0]: "url" must be a string, found a number',
+        ),
+        (
+            '{"entries": [{' + GOOD.replace('"pid": 2', '"pid": "2"') + "}]}",
+            'entries[0]: "pid" must be an integer, found a string',
+        ),
+        (
+            '{"entries": [{' + GOOD.replace('"since": 1', '"since": true') + "}]}",
+            'entries[0]: "since" must be a number, found true',
+        ),
+        ('{"entries": [{' + GOOD + ', "extra": 3}]}', 'entries[0]: unknown field "extra"'),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to be connect-dev's JSON"),
     ],
 )
-def test_damaged_file(ledger: Ledger, text: str) -> None:
+def test_damaged_file(ledger: Ledger, text: str, reason: str) -> None:
     ledger.path.parent.mkdir(parents=True)
     ledger.path.write_text(text)
 
     with pytest.raises(LedgerError) as info:
         ledger.entries()
 
-    assert str(info.value).startswith(f"{ledger.path}: the ledger is damaged (")
-    assert str(info.value).endswith(")")
+    assert str(info.value) == f"{ledger.path}: the ledger is damaged: {reason}"
     assert info.value.hint == DAMAGED_HINT
     assert isinstance(info.value, DevloopError)
     assert info.value.__cause__ is not None
 
 
-def test_damaged_file_message_names_the_file_not_python_internals(ledger: Ledger) -> None:
+def test_a_ledger_that_is_not_utf8_is_damaged(ledger: Ledger) -> None:
     ledger.path.parent.mkdir(parents=True)
-    ledger.path.write_text("{")
+    ledger.path.write_bytes(b'{"entries": ["\xff"]}')
     with pytest.raises(LedgerError) as info:
         ledger.entries()
-    assert str(info.value) == (
-        f"{ledger.path}: the ledger is damaged (not the JSON connect-dev writes)"
-    )
-    assert info.value.hint == (
-        "Check the hosts it names by hand (Manage apps), then delete the file."
-    )
+    assert str(info.value) == f"{ledger.path}: the ledger is damaged: not UTF-8 text (byte 15)"
+
+
+def test_a_huge_ledger_is_refused_without_reading_it_whole(ledger: Ledger) -> None:
+    ledger.path.parent.mkdir(parents=True)
+    with ledger.path.open("wb") as handle:
+        handle.truncate(50 * 1000 * 1000)  # sparse: no disk used
+    with pytest.raises(LedgerError) as info:
+        ledger.entries()
+    assert str(info.value) == (f"{ledger.path}: the ledger is damaged: larger than 10 MB (50 MB)")
+    assert info.value.hint == DAMAGED_HINT
 
 
 def test_damaged_file_blocks_record_and_remove(ledger: Ledger) -> None:
@@ -122,8 +151,13 @@ def test_unreadable_file(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path)
     with pytest.raises(LedgerError) as info:
         ledger.entries()
-    assert str(info.value) == f"{tmp_path}: cannot read the ledger: Is a directory"
-    assert info.value.hint is None
+    assert str(info.value) == (
+        f"{tmp_path}: cannot read the ledger: is a directory, not a regular file"
+    )
+    assert info.value.hint == (
+        "Make it a readable file of yours (connect-dev writes it with mode 0600), or move "
+        f"{tmp_path.parent} away to start afresh."
+    )
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -186,7 +220,14 @@ def test_parent_that_is_a_file(tmp_path: Path) -> None:
     with pytest.raises(LedgerError) as info:
         ledger.record(entry())
 
-    assert str(info.value) == f"{ledger.path}: cannot read the ledger: Not a directory"
+    assert str(info.value) == (
+        f"{ledger.path}: cannot read the ledger: {blocker} is a file, not a directory"
+    )
+    assert info.value.hint == (
+        f"connect-dev keeps its state in a directory of that name; move the file away "
+        f"(`mv {blocker} {blocker}.bak`) and run the command again."
+    )
+    assert blocker.read_text() == ""
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(
@@ -206,7 +247,10 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(
     assert str(info.value) == (
         f"{ledger.path}: cannot write the ledger: {os.strerror(errno.ENOSPC)}"
     )
-    assert info.value.hint == "The project directory must be writable by connect-dev."
+    assert info.value.hint == (
+        f"Make {ledger.path.parent} writable by you (connect-dev creates it with mode 0700), "
+        "and check the disk is not full."
+    )
     assert isinstance(info.value.__cause__, OSError)
     assert ledger.path.read_bytes() == before
     assert sorted(p.name for p in ledger.path.parent.iterdir()) == ["ledger.json"]
@@ -411,3 +455,51 @@ def test_lock_held_before_its_pid_is_written(lock_path: Path) -> None:
     # Only the stable part: the "(pid another process)" wording is reported as unclear.
     assert str(info.value).startswith("another connect-dev is already running in this project")
     assert info.value.hint == LOCK_HINT
+
+
+# --- the state directory ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000, 0o277])
+def test_the_state_directory_is_created_0700_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        Ledger(tmp_path / "a" / ".connect-dev" / "ledger.json").record(entry())
+        with ProjectLock(tmp_path / "b" / ".connect-dev" / "lock").held():
+            pass
+    finally:
+        os.umask(old)
+    for project in ("a", "b"):
+        mode = (tmp_path / project / ".connect-dev").stat().st_mode
+        assert stat.S_IMODE(mode) == 0o700, project
+
+
+def test_an_existing_state_directory_keeps_its_mode(tmp_path: Path) -> None:
+    (tmp_path / ".connect-dev").mkdir(mode=0o750)
+    (tmp_path / ".connect-dev").chmod(0o750)
+    Ledger(tmp_path / ".connect-dev" / "ledger.json").record(entry())
+    assert stat.S_IMODE((tmp_path / ".connect-dev").stat().st_mode) == 0o750
+
+
+def test_a_state_directory_that_is_a_file_stops_the_lock(tmp_path: Path) -> None:
+    blocker = tmp_path / ".connect-dev"
+    blocker.write_text("mine")
+    with pytest.raises(LedgerError) as info:
+        ProjectLock(blocker / "lock").acquire()
+    assert str(info.value) == (
+        f"{blocker}: is a file, not the directory connect-dev keeps its state in"
+    )
+    assert blocker.read_text() == "mine"
+
+
+def test_a_lock_that_cannot_be_opened_names_it(lock_path: Path) -> None:
+    lock_path.mkdir(parents=True)  # a directory where the lock file belongs
+    with pytest.raises(LedgerError) as info:
+        ProjectLock(lock_path).acquire()
+    assert str(info.value) == (
+        f"{lock_path}: cannot use the project lock: {os.strerror(errno.EISDIR)}"
+    )
+    assert info.value.hint == (
+        f"It must be a file you can write (mode 0600) in {lock_path.parent}; remove it if it "
+        "is anything else: connect-dev creates it again."
+    )

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -425,6 +426,66 @@ async def test_a_kept_alive_connection_closed_by_the_addon_is_retried_only_for_g
         assert response.status == 502
         assert b"closed the connection without an answer" in response.body
     assert raw.connections == 2
+
+
+CLOSE_WAIT = "08"  # the state column of /proc/net/tcp: the peer closed, this side has not
+
+
+def sockets_in_close_wait(port: int) -> int:
+    """This machine's TCP sockets on local ``port`` that wait for us to close them."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table, encoding="ascii") as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == CLOSE_WAIT:
+                    count += 1
+    return count
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's /proc/net/tcp")
+async def test_clients_that_went_away_leave_no_socket_in_close_wait(events: EventLog) -> None:
+    """Idle kept-alive clients, a client waiting for an add-on that never answers, one that
+    leaves in the middle of a slow response, and one that half-closes after its request: the
+    proxy closes both sides at once, not when the add-on finally answers (minutes later)."""
+    hung: list[int] = []
+
+    async def handle(index: int, reader: Reader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            line, _ = await read_request(reader)
+            if line.startswith("GET /slow "):  # never answers
+                hung.append(index)
+                await reader.read()
+                return
+            if line.startswith("GET /drip "):  # the head and a little, then nothing
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                writer.write(b"5\r\ndrop\n\r\n")
+                hung.append(index)
+                await reader.read()
+                return
+            writer.write(ok())
+
+    async with RawAddon(handle) as raw, proxy_to(raw.url, events) as proxy:
+        clients = [await Client.open(proxy.url) for _ in range(6)]
+        for idle in clients[:3]:
+            idle.send(get("/hello"))
+            assert (await idle.response()).status == 200
+        clients[3].send(get("/slow"))
+        clients[4].send(get("/drip"))
+        assert (await clients[4].head())[0] == 200
+        clients[5].send(get("/slow"))
+        await eventually(lambda: len(hung) == 3)
+        clients[5].writer.write_eof()  # half-closed: it sent all it will
+        assert await clients[5].at_eof()
+        assert sockets_in_close_wait(proxy.port) == 0
+        for gone in clients[:5]:
+            await gone.close()
+        await eventually(lambda: sockets_in_close_wait(proxy.port) == 0, timeout=2)
+        await eventually(lambda: not relay(proxy).clients and not relay(proxy).upstreams, 2)
+        served = sorted((e.path, e.status) for e in events.of("request"))  # type: ignore[attr-defined]
+        assert served == [("/drip", 499), ("/hello", 200), ("/hello", 200), ("/hello", 200),
+                          ("/slow", 499), ("/slow", 499)]  # fmt: skip
+        await clients[5].close()
 
 
 # --- bodies and framing -------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from connect_devloop.events import (
     DeregistrationFailed,
     DescriptorInvalid,
     DescriptorLoaded,
+    Error,
     Event,
+    HostAnswering,
     Lifecycle,
     Ready,
     Registered,
@@ -171,6 +173,24 @@ TEXT_LINES: list[tuple[Event, str]] = [
         Ready(ts=TS, public_url="https://abc.ngrok.app"),
         "ready       descriptor at https://abc.ngrok.app/atlassian-connect.json; "
         "Ctrl-C to uninstall",
+    ),
+    (
+        Ready(ts=TS, public_url="http://127.0.0.1:8000", installed=1, hosts=3, waiting=["dc"]),
+        "ready       descriptor at http://127.0.0.1:8000/atlassian-connect.json; "
+        "Ctrl-C to uninstall\n"
+        f"{HINT_INDENT}waiting: 1/3 hosts installed; not answering yet: dc",
+    ),
+    (
+        HostAnswering(ts=TS, host="dc", answering=False, seconds=5.0),
+        "[dc]  not answering after 5 s; still trying in the background",
+    ),
+    (
+        HostAnswering(ts=TS, host="dc", answering=True, seconds=23.4),
+        "[dc]  answers again (after 23.4 s)",
+    ),
+    (
+        Error(ts=TS, task="descriptor watcher", message="boom", hint="It restarts in 0.5 s."),
+        f"error       boom\n{HINT_INDENT}hint: It restarts in 0.5 s.",
     ),
     (Stopped(ts=TS), "stopped"),
     (Warning(ts=TS, message="inline password"), "warning     inline password"),
@@ -332,6 +352,18 @@ JSON_EVENTS: list[tuple[Event, dict[str, Any]]] = [
         {"event": "deregistration_failed", "host": "dev-jira", "error": "timed out"},
     ),
     (Ready(ts=TS), {"event": "ready"}),
+    (
+        Ready(ts=TS, installed=0, hosts=2, waiting=["dc"]),
+        {"event": "ready", "installed": 0, "hosts": 2, "waiting": ["dc"]},
+    ),
+    (
+        HostAnswering(ts=TS, host="dc", answering=False, seconds=5.0),
+        {"event": "host_answering", "host": "dc", "answering": False, "seconds": 5.0},
+    ),
+    (
+        Error(ts=TS, message="m", hint="h", task="t"),
+        {"event": "error", "message": "m", "hint": "h", "task": "t"},
+    ),
     (Stopped(ts=TS), {"event": "stopped"}),
     (Warning(ts=TS, message="m"), {"event": "warning", "message": "m"}),
 ]
@@ -425,3 +457,33 @@ def test_unverified_lifecycle_and_jwt_verdicts_say_why() -> None:
         ts=TS, method="GET", path="/p", status=200, duration_ms=1.0, jwt={"verified": True}
     )
     assert format_event(verified) == "request     GET /p -> 200 in 1.0 ms"
+
+
+def test_a_callback_the_add_on_did_not_accept_does_not_read_like_success() -> None:
+    from connect_devloop.events import Lifecycle, RequestServed
+    from connect_devloop.render import format_event
+
+    refused = Lifecycle(
+        host="jira",
+        event="installed",
+        client_key="ck",
+        verified=True,
+        addon_status=502,
+        addon_error="connection refused",
+    )
+    assert format_event(refused) == (
+        "[jira]  lifecycle installed from ck (verified), NOT accepted: the add-on did not "
+        "answer (connection refused); the host got HTTP 502"
+    )
+    failed = Lifecycle(host="jira", event="installed", client_key="ck", verified=True,
+                       addon_status=500)  # fmt: skip
+    assert format_event(failed).endswith("(verified), NOT accepted: the add-on answered HTTP 500")
+    accepted = Lifecycle(host="jira", event="installed", client_key="ck", verified=True,
+                         addon_status=204)  # fmt: skip
+    assert format_event(accepted) == "[jira]  lifecycle installed from ck (verified)"
+    request = RequestServed(method="POST", path="/installed", status=502, duration_ms=1.0,
+                            addon_error="connection refused")  # fmt: skip
+    assert format_event(request) == (
+        "request     POST /installed -> 502 in 1.0 ms (the add-on did not answer: connection "
+        "refused)"
+    )

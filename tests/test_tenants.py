@@ -159,4 +159,99 @@ def test_a_damaged_index_is_reported_not_raised_as_json_error(tmp_path: Path) ->
     store.path.write_text("{not json", encoding="utf-8")
     with pytest.raises(TenantError) as caught:
         store.tenants()
-    assert caught.value.message == f"{store.path}: damaged (not the JSON connect-dev writes)"
+    assert caught.value.message == (
+        f"{store.path}: damaged: not JSON (line 1, column 2: Expecting property name enclosed "
+        "in double quotes)"
+    )
+    assert caught.value.hint == INDEX_HINT
+
+
+INDEX_HINT = (
+    "Fix it, or delete it: the next install through `connect-dev up` writes it again "
+    "(until then `connect-dev token` knows no tenant)."
+)
+SECRETS_HINT = (
+    "Fix it, or delete it: the next install through `connect-dev up` stores the secret again "
+    "(until then `connect-dev token` cannot sign for the tenants whose secret was in it)."
+)
+VALID = {
+    "client_key": "c",
+    "addon_key": "a",
+    "base_url": "https://s.atlassian.net",
+    "addon_base_url": "https://t.example.com",
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ([], "expected a JSON object, found a list"),
+        (None, "expected a JSON object, found null"),
+        ({"tenants": {}}, '"tenants" must be a list, found an object'),
+        ({"tenants": [[]]}, "tenants[0] must be an object, found a list"),
+        ({"tenants": [{**VALID, "client_key": None}]}, 'tenants[0]: "client_key" must be a '
+         "string, found null"),
+        ({"tenants": [{**VALID, "base_url": 5}]}, 'tenants[0]: "base_url" must be a string, '
+         "found a number"),
+        ({"tenants": [{**VALID, "installed_at": "x"}]}, 'tenants[0]: "installed_at" must be a '
+         "number, found a string"),
+        ({"tenants": [{**VALID, "secret_in": "disk"}]}, 'tenants[0]: "secret_in" must be '
+         '"keychain" or "file", found another string'),
+        ({"tenants": [{"client_key": "c"}]}, 'tenants[0]: "addon_base_url" is missing'),
+    ],
+)  # fmt: skip
+def test_a_tenant_index_of_the_wrong_shape_is_damaged_and_kept(
+    tmp_path: Path, document: object, reason: str
+) -> None:
+    store = TenantStore(tmp_path, MemoryKeychain())
+    text = json.dumps(document)
+    store.path.write_text(text, encoding="utf-8")
+    with pytest.raises(TenantError) as caught:
+        store.remember(tenant(), Secret(SECRET))
+    assert caught.value.message == f"{store.path}: damaged: {reason}"
+    assert caught.value.hint == INDEX_HINT
+    assert store.path.read_text(encoding="utf-8") == text
+
+
+def test_unknown_tenant_fields_are_ignored_not_the_tenant(tmp_path: Path) -> None:
+    store = TenantStore(tmp_path, MemoryKeychain())
+    store.path.write_text(json.dumps({"tenants": [{**VALID, "later": 1}]}), encoding="utf-8")
+    assert [t.client_key for t in store.tenants()] == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"[" * 100_000, "nested too deeply to be connect-dev's JSON"),
+        (b'{"secrets": {"x": "\xff"}}', "not UTF-8 text (byte 20)"),
+        (b'{"secrets": []}', '"secrets" must be an object, found a list'),
+        (b'{"secrets": {"tenant a c": 5}}', '"secrets": "tenant a c" must be a string, found a '
+         "number"),
+    ],
+)  # fmt: skip
+def test_a_damaged_secrets_file_is_reported_and_not_overwritten(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    keyring.set_keyring(fail.Keyring())
+    store = TenantStore(tmp_path, SystemKeychain())
+    store.secrets_path.write_bytes(content)
+    with pytest.raises(TenantError) as caught:
+        store.remember(tenant(), Secret(SECRET))
+    assert caught.value.message == f"{store.secrets_path}: damaged: {reason}"
+    assert caught.value.hint == SECRETS_HINT
+    assert store.secrets_path.read_bytes() == content
+
+
+def test_a_huge_index_is_refused(tmp_path: Path) -> None:
+    store = TenantStore(tmp_path, MemoryKeychain())
+    with store.path.open("wb") as handle:
+        handle.truncate(20 * 1000 * 1000)
+    with pytest.raises(TenantError) as caught:
+        store.tenants()
+    assert caught.value.message == f"{store.path}: damaged: larger than 10 MB (20 MB)"
+
+
+def test_the_tenant_directory_is_created_0700(tmp_path: Path) -> None:
+    store = TenantStore(tmp_path / ".connect-dev", MemoryKeychain())
+    store.remember(tenant(), Secret(SECRET))
+    assert mode(tmp_path / ".connect-dev") == 0o700

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.pilot import Pilot
 
 from connect_devloop.cli import wants_dashboard
@@ -44,6 +45,7 @@ from connect_devloop.tui.model import (
     track_teardown,
     track_tenants,
 )
+from connect_devloop.tui.request_detail import request_renderable
 from connect_devloop.tui.requests import MAX_ROWS, RequestTable
 from connect_devloop.tui.tunnel import describe
 
@@ -158,6 +160,7 @@ def test_headers_that_authenticate_are_masked_with_their_scheme_and_length() -> 
         ("Content-Type", "application/json"),
         ("X-Forwarded-For", "203.0.113.7"),
     ]
+    assert mask_headers(masked) == masked, "masking a masked value changes nothing"
 
 
 def test_secret_query_parameters_are_masked_in_paths() -> None:
@@ -447,3 +450,52 @@ async def test_a_daemon_that_cannot_start_closes_the_dashboard_with_its_error() 
     assert app.return_code == 1
     assert isinstance(app.failure, DevloopError)
     assert app.failure.message == "another connect-dev is running here"
+
+
+# --- the request card -----------------------------------------------------------------------
+
+
+def _card(request: RequestServed) -> str:
+    console = Console(width=116, file=io.StringIO(), record=True, color_system=None)
+    console.print(request_renderable(request))
+    return console.export_text()
+
+
+def test_a_jwt_header_is_masked_once_with_the_tokens_own_length() -> None:
+    token = "eyJ" + "a" * 685
+    headers = dict(mask_headers([("Authorization", f"JWT {token}")]))  # as the proxy reports
+    card = _card(RequestServed(method="GET", path="/", status=200, duration_ms=1, headers=headers))
+    assert f"JWT •••••• ({len(token)} chars)" in card
+    assert "(18 chars)" not in card
+
+
+def test_the_qsh_mismatch_card_shows_no_python_values() -> None:
+    verdict = {
+        "verified": False,
+        "verdict": "qsh mismatch",
+        "reason": "qsh mismatch: the token was signed for another request",
+        "signature": "HS256",
+        "qsh": "5b7e",
+        "qsh_expected": "9c8b",
+        "canonical_signed": None,
+        "canonical_received": "GET&/panel&",
+        "signed_as_requested": False,
+        "iss": "client-key",
+    }
+    card = _card(RequestServed(method="GET", path="/p", status=401, duration_ms=1, jwt=verdict))
+    assert "None" not in card
+    assert "False" not in card
+    lines = {" ".join(line.split()) for line in card.splitlines()}
+    assert "canonical signed —" in lines
+    assert "signed as requested no" in lines
+
+
+def test_the_card_says_when_the_add_on_did_not_answer() -> None:
+    request = RequestServed(
+        method="POST",
+        path="/installed",
+        status=502,
+        duration_ms=1,
+        addon_error="connection refused",
+    )
+    assert "the add-on did not answer (connection refused)" in " ".join(_card(request).split())

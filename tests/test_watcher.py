@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from connect_devloop.watcher import watch_file
+from connect_devloop.watcher import Unreadable, watch_file
 
 
 class Saves:
     """Runs ``watch_file`` in a task and collects what it yields."""
 
-    def __init__(self, path: Path, initial: bytes | None) -> None:
+    def __init__(self, path: Path, initial: bytes | None, **options: float) -> None:
         self.path = path
-        self.seen: list[bytes] = []
+        self._options = options
+        self.seen: list[bytes | Unreadable] = []
         self.arrived = asyncio.Event()
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
@@ -25,7 +27,9 @@ class Saves:
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        async for raw in watch_file(self.path, stop_event=self.stop, initial=self._initial):
+        async for raw in watch_file(
+            self.path, stop_event=self.stop, initial=self._initial, **self._options
+        ):
             self.seen.append(raw)
             self.arrived.set()
 
@@ -82,10 +86,107 @@ async def test_unchanged_content_and_other_files_are_ignored(saves: Saves) -> No
     assert saves.seen == [b"v1"]
 
 
-async def test_deleted_then_recreated_file_is_seen_once_back(saves: Saves) -> None:
+async def test_a_deleted_file_is_reported_once_and_seen_again_when_back(saves: Saves) -> None:
     saves.path.unlink()
-    await asyncio.sleep(0.1)
-    assert saves.seen == []
-    saves.path.write_bytes(b"back")
     await saves.wait_count(1)
-    assert saves.seen == [b"back"]
+    assert saves.seen == [Unreadable("file was removed")]
+    # The same bytes as before the removal are news: the file is back.
+    saves.path.write_bytes(b"v0")
+    await saves.wait_count(2)
+    assert saves.seen[1:] == [b"v0"]
+
+
+async def test_vim_style_save_is_not_reported_as_a_removal(saves: Saves) -> None:
+    backup = saves.path.with_name("atlassian-connect.json~")
+    os.replace(saves.path, backup)
+    await asyncio.sleep(0.03)  # longer than the watcher's quiet step: its own batch
+    saves.path.write_bytes(b"after vim")
+    await saves.wait_count(1)
+    await asyncio.sleep(0.3)
+    assert saves.seen == [b"after vim"]
+
+
+async def watching(path: Path, initial: bytes | None, **options: float) -> Saves:
+    watcher = Saves(path, initial, **options)
+    await asyncio.sleep(0.2)  # the Rust watcher registers the directories in its thread
+    return watcher
+
+
+async def stop(watcher: Saves) -> None:
+    watcher.stop.set()
+    await asyncio.wait_for(watcher.task, 5)
+
+
+async def test_a_symlink_is_followed_to_its_target_outside_the_directory(tmp_path: Path) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    target = elsewhere / "descriptor.json"
+    target.write_bytes(b"v0")
+    link = project / "atlassian-connect.json"
+    link.symlink_to(target)
+    watcher = await watching(link, b"v0")
+    try:
+        target.write_bytes(b"edited target")
+        await watcher.wait_count(1)
+        # Pointing the link at another file is a save too, and that file is watched from then.
+        other = elsewhere / "other.json"
+        other.write_bytes(b"other target")
+        temp = project / "link.tmp"
+        temp.symlink_to(other)
+        os.replace(temp, link)
+        await watcher.wait_count(2)
+        await asyncio.sleep(0.6)  # let the watch move to the new target
+        other.write_bytes(b"other edited")
+        await watcher.wait_count(3)
+        other.unlink()
+        await watcher.wait_count(4)
+    finally:
+        await stop(watcher)
+    assert watcher.seen == [
+        b"edited target",
+        b"other target",
+        b"other edited",
+        Unreadable(f"is a broken symbolic link (to {other}, which does not exist)"),
+    ]
+
+
+async def test_a_renamed_or_recreated_directory_is_noticed(tmp_path: Path) -> None:
+    directory = tmp_path / "addon"
+    directory.mkdir()
+    path = directory / "atlassian-connect.json"
+    path.write_bytes(b"v0")
+    watcher = await watching(path, b"v0", recheck=0.1)
+    try:
+        directory.rename(tmp_path / "addon-old")
+        await watcher.wait_count(1)
+        assert watcher.seen == [Unreadable(f"directory {directory} was removed or renamed")]
+        directory.mkdir()
+        path.write_bytes(b"v1")
+        await watcher.wait_count(2)
+        await asyncio.sleep(0.3)  # the new directory is watched now
+        path.write_bytes(b"v2")
+        await watcher.wait_count(3)
+        shutil.rmtree(directory)
+        await watcher.wait_count(4)
+    finally:
+        await stop(watcher)
+    assert watcher.seen[1:] == [
+        b"v1",
+        b"v2",
+        Unreadable(f"directory {directory} was removed or renamed"),
+    ]
+
+
+async def test_a_path_that_becomes_a_fifo_is_reported_without_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "atlassian-connect.json"
+    path.write_bytes(b"v0")
+    watcher = await watching(path, b"v0")
+    try:
+        path.unlink()
+        os.mkfifo(path)
+        await watcher.wait_count(1)
+        await asyncio.sleep(0.3)
+    finally:
+        await stop(watcher)
+    assert watcher.seen[-1] == Unreadable("is a FIFO (named pipe), not a regular file")

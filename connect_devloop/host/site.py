@@ -19,6 +19,7 @@ from .control import control_routes
 from .install import InstallTask, run_install
 from .keys import SigningKey, key_server_routes
 from .lifecycle import AddonResponse, Installation, send_signed_request
+from .manage import manage_apps_routes
 from .record import HostRecord
 from .settings import HostSettings
 from .upm import make_guard, upm_routes
@@ -212,6 +213,7 @@ class EmulatedHost:
         app.add_routes(upm_routes(self))
         app.add_routes(key_server_routes(self.signing_key))
         app.add_routes(control_routes(self))
+        app.add_routes(manage_apps_routes(self))
         return app
 
     async def start(self) -> None:
@@ -264,13 +266,17 @@ async def run_host(
 
 
 async def serve_forever(
-    settings: HostSettings, *, on_ready: Callable[[EmulatedHost], None] | None = None
+    settings: HostSettings,
+    *,
+    on_ready: Callable[[EmulatedHost], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run a site until cancelled (``connect-dev host``); ``on_ready`` gets it once it listens."""
+    """Run a site until ``stop`` is set or the task is cancelled (``connect-dev host``);
+    ``on_ready`` gets it once it listens. The site closes as ``run_host`` closes it."""
     async with run_host(settings) as host:
         if on_ready is not None:
             on_ready(host)
-        await asyncio.Event().wait()
+        await (stop or asyncio.Event()).wait()
 
 
 def _new_client_key(flavour: str, product: str) -> str:

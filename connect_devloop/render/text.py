@@ -16,7 +16,9 @@ from ..events import (
     DeregistrationFailed,
     DescriptorInvalid,
     DescriptorLoaded,
+    Error,
     Event,
+    HostAnswering,
     Lifecycle,
     Ready,
     Registered,
@@ -29,7 +31,7 @@ from ..events import (
     Warning,
 )
 
-__all__ = ["TextRenderer", "format_event"]
+__all__ = ["TextRenderer", "addon_refusal", "format_event"]
 
 
 def _clock(ts: float) -> str:
@@ -76,15 +78,34 @@ def format_event(event: Event) -> str:
         case RegistrationFailed(host=host, error=error, hint=hint):
             return f"[{host}]  install FAILED: {error}{_hint(hint)}"
         case Lifecycle(
-            host=host, event=kind, client_key=client_key, verified=verified, reason=reason
+            host=host,
+            event=kind,
+            client_key=client_key,
+            verified=verified,
+            reason=reason,
+            addon_status=addon_status,
+            addon_error=addon_error,
         ):
             check = "verified" if verified else "NOT verified"
             line = f"[{host}]  lifecycle {kind} from {client_key} ({check})"
+            refused = addon_refusal(addon_status, addon_error)
+            if refused:
+                # A verified signature says nothing about the add-on having accepted it.
+                line += f", NOT accepted: {refused}"
             if not verified and reason:
                 line += f"\n             why: {reason}"
             return line
-        case RequestServed(method=method, path=path, status=status, duration_ms=ms, jwt=verdict):
+        case RequestServed(
+            method=method,
+            path=path,
+            status=status,
+            duration_ms=ms,
+            jwt=verdict,
+            addon_error=addon_error,
+        ):
             line = f"request     {method} {path} -> {status} in {ms:.1f} ms"
+            if addon_error:
+                line += f" (the add-on did not answer: {addon_error})"
             if verdict is not None and not verdict.get("verified"):
                 why = verdict.get("reason") or verdict.get("verdict") or "no reason given"
                 line += f"\n             jwt NOT verified: {why}"
@@ -96,13 +117,35 @@ def format_event(event: Event) -> str:
             return f"[{host}]  uninstalled {key or 'the add-on'}{why}"
         case DeregistrationFailed(host=host, key=key, error=error, hint=hint):
             return f"[{host}]  uninstall of {key or 'the add-on'} FAILED: {error}{_hint(hint)}"
-        case Ready(public_url=url):
-            return f"ready       descriptor at {url}/atlassian-connect.json; Ctrl-C to uninstall"
+        case Ready(public_url=url, installed=installed, hosts=hosts, waiting=waiting):
+            line = f"ready       descriptor at {url}/atlassian-connect.json; Ctrl-C to uninstall"
+            if installed < hosts:
+                line += f"\n             waiting: {installed}/{hosts} hosts installed"
+                if waiting:
+                    line += "; not answering yet: " + ", ".join(waiting)
+            return line
+        case HostAnswering(host=host, answering=answering, seconds=seconds):
+            if answering:
+                return f"[{host}]  answers again (after {seconds:g} s)"
+            return f"[{host}]  not answering after {seconds:.0f} s; still trying in the background"
+        case Error(message=message, hint=hint):
+            return f"error       {message}{_hint(hint)}"
         case Stopped():
             return "stopped"
         case Warning(message=message, hint=hint):
             return f"warning     {message}{_hint(hint)}"
     return f"{event.name}  {event.to_dict()}"
+
+
+def addon_refusal(status: int, error: str) -> str:
+    """Why the add-on did not accept a callback ("" when it did, or when it is not known)."""
+    if error:
+        return f"the add-on did not answer ({error}); the host got HTTP {status}"
+    if status == 499:
+        return "the host gave up before the add-on answered"
+    if status and not 200 <= status < 300:
+        return f"the add-on answered HTTP {status}"
+    return ""
 
 
 class TextRenderer:

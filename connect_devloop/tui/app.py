@@ -272,6 +272,10 @@ class DashboardApp(App[None]):
             return Text(f"{spinner} quitting", "bold yellow")
         if not self.state.ready:
             return Text(f"{spinner} starting", "yellow")
+        hosts = self.state.hosts.values()
+        installed = sum(1 for host in hosts if host.state == HostState.INSTALLED)
+        if installed < len(hosts):
+            return Text(f"● ready · waiting: {installed}/{len(hosts)} hosts installed", "yellow")
         return Text("● ready", "green")
 
     # --- the daemon ---------------------------------------------------------------------------
@@ -534,7 +538,12 @@ async def run_dashboard(
     if task is not None and not task.done():
         # The screen closed before the teardown (the dashboard itself failed): tear down
         # anyway, in the text log, so nothing is left installed.
+        from ..cli import install_signal_handlers
+
         bus.subscribe(TextRenderer(out))
+        # The screen's signal handlers left with it; without these SIGTERM would kill the
+        # teardown. A signal now is a second one: it quits at once, as in the text mode.
+        install_signal_handlers(app.stop)
         app.stop.set()
         await task
         return EXIT_FAILURE

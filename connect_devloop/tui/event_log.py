@@ -13,7 +13,9 @@ from textual.widgets import RichLog
 from ..events import (
     DeregistrationFailed,
     DescriptorInvalid,
+    Error,
     Event,
+    HostAnswering,
     RegistrationFailed,
     RequestServed,
     Warning,
@@ -83,8 +85,8 @@ def _entry(when: Text, text: Text) -> Table:
 
 
 def _style(event: Event) -> str:
-    if isinstance(event, RegistrationFailed | DeregistrationFailed | DescriptorInvalid):
+    if isinstance(event, RegistrationFailed | DeregistrationFailed | DescriptorInvalid | Error):
         return "bold red"
-    if isinstance(event, Warning):
+    if isinstance(event, Warning) or (isinstance(event, HostAnswering) and not event.answering):
         return "yellow"
     return ""

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import HostConfig
+from ..render.text import addon_refusal
 from ..state import HostStatus
 from .detail import DetailScreen
 from .format import duration, host_state_label, reason_label
@@ -48,6 +49,9 @@ def host_renderable(
         table.add_row("tenant", f"{tenant.client_key}  ({tenant.event} callback, {check})")
         if not tenant.verified and tenant.reason:
             table.add_row("", Text(tenant.reason, "yellow"))
+        refused = addon_refusal(tenant.addon_status, tenant.addon_error)
+        if refused:
+            table.add_row("", Text(f"NOT accepted: {refused}", "red"))
     if status.error:
         table.add_row("last error", Text(status.error, "red"))
         if status.hint:

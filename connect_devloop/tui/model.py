@@ -31,6 +31,8 @@ class Tenant:
     event: str  # installed | uninstalled | enabled | disabled
     verified: bool
     reason: str = ""  # why it was not verified
+    addon_status: int = 0  # what the add-on answered the callback (0: not known)
+    addon_error: str = ""  # why it did not answer, when it did not
 
     @property
     def active(self) -> bool:
@@ -39,7 +41,14 @@ class Tenant:
 
 def track_tenants(tenants: Mapping[str, Tenant], event: Event) -> Mapping[str, Tenant]:
     if isinstance(event, Lifecycle):
-        tenant = Tenant(event.client_key, event.event, event.verified, event.reason)
+        tenant = Tenant(
+            event.client_key,
+            event.event,
+            event.verified,
+            event.reason,
+            event.addon_status,
+            event.addon_error,
+        )
         return {**tenants, event.host: tenant}
     return tenants
 

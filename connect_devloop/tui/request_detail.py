@@ -40,6 +40,10 @@ def request_renderable(request: RequestServed) -> RenderableType:
         ("   at ", "dim"),
         clock(request.ts),
     )
+    addon_error = getattr(request, "addon_error", "")
+    if addon_error:
+        summary.append("\n")
+        summary.append(f"the add-on did not answer ({addon_error}): the proxy answered 502", "red")
     parts: list[RenderableType] = [summary, Text()]
     parts.extend(_verdict(request.jwt))
     parts.append(Text())
@@ -85,6 +89,11 @@ def _status_style(status: int) -> str:
 
 
 def _value(value: Any) -> Text:
+    # What a person reads, never Python's None/True/False.
+    if value is None:
+        return Text("—", "dim")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
     if isinstance(value, Mapping):
         return Text("\n".join(f"{k}: {v}" for k, v in value.items()))
     if isinstance(value, list | tuple):

@@ -33,6 +33,7 @@ import aiohttp
 
 from ..errors import DevloopError, TunnelError
 from ..events import Event, TunnelClosed, TunnelOpened, Warning
+from ..tasks import keep_running
 from .base import Tunnel
 
 __all__ = ["PROBE_QUERY", "TunnelKeeper", "is_probe_path"]
@@ -102,7 +103,10 @@ class TunnelKeeper:
     def start(self) -> None:
         """Watch the tunnel from now on (not for provider ``none``: there is nothing to heal)."""
         if self.tunnel.provider != "none" and self._watcher is None:
-            self._watcher = asyncio.create_task(self._watch(), name="tunnel keeper")
+            self._watcher = asyncio.create_task(
+                keep_running(f"tunnel keeper ({self.tunnel.provider})", self._watch, self._emit),
+                name="tunnel keeper",
+            )
 
     async def stop(self) -> None:
         """Stop watching, so nothing reopens the tunnel while the hosts uninstall."""

@@ -22,6 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import DevloopError
+from ..ledger import ensure_state_dir
+
 __all__ = ["ProcessFile"]
 
 logger = logging.getLogger(__name__)
@@ -46,13 +49,13 @@ class ProcessFile:
         if private_dir is not None:
             data["private_dir"] = str(private_dir)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_state_dir(self.path.parent)
             temp = self.path.with_name(self.path.name + ".tmp")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as file:
                 json.dump(data, file)
             os.replace(temp, self.path)
-        except OSError as exc:  # losing crash clean-up must not stop the tunnel
+        except (OSError, DevloopError) as exc:  # losing crash clean-up must not stop the tunnel
             logger.warning("cannot record the tunnel process in %s: %s", self.path, exc)
 
     def clear(self) -> None:

@@ -115,6 +115,8 @@ class UpmClient:
         )
         self._install_type: str | None = None
         self._dev_mode_confirmed = False
+        # When the host last answered anything (monotonic): tells a slow host from a silent one.
+        self.last_reply_at: float | None = None
 
     def __repr__(self) -> str:
         return f"UpmClient({self.base_url!r}, username={self._host.username!r})"
@@ -375,6 +377,7 @@ class UpmClient:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self._request_timeout),
             ) as response:
+                self.last_reply_at = time.monotonic()
                 raw = await response.read()
                 text = raw.decode(response.charset or "utf-8", errors="replace")
                 reply = Reply(method, url, response.status, response.headers, self._scrub(text))

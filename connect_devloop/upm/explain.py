@@ -38,8 +38,10 @@ from .replies import (
 )
 
 __all__ = [
+    "CallbackRejectedError",
     "callback_status_advice",
     "connect_failure",
+    "explain_addon_unreachable",
     "explain_callback_rejected",
     "explain_captcha",
     "explain_descriptor_unreachable",
@@ -184,6 +186,48 @@ def explain_uploads_refusal(
     return explain_uploads_disabled(failure, host)
 
 
+class CallbackRejectedError(InstallFailedError):
+    """The host failed the install because the add-on did not answer ``installed`` with 2xx.
+
+    ``callback_status`` is the status the host got (None when it did not say), and
+    ``host_url`` the host: with them the proxy, which may have given that status itself,
+    can tell what really happened (``explain_addon_unreachable``)."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        callback_status: int | None,
+        host_url: str,
+        status: int | None = None,
+        sub_code: str | None = None,
+    ) -> None:
+        super().__init__(message, hint, status=status, sub_code=sub_code)
+        self.callback_status = callback_status
+        self.host_url = host_url
+
+
+# What a proxy or tunnel answers when the server behind it does not.
+GATEWAY_STATUSES: Final = (502, 503, 504)
+
+
+def explain_addon_unreachable(
+    error: CallbackRejectedError, addon_url: str, reason: str
+) -> InstallFailedError:
+    """The install failed because the add-on server did not answer the installed callback
+    (the proxy answered it with 502 for the add-on): say that, not "rejected with 502"."""
+    return InstallFailedError(
+        f"your add-on at {addon_url} did not answer the installed callback from "
+        f"{error.host_url}: {reason}",
+        hint=f"Start your add-on server so that it listens at {addon_url}, or fix [addon] url "
+        "in connect-dev.toml; then save the descriptor (or press r in the dashboard) to install "
+        "again.",
+        status=error.status,
+        sub_code=error.sub_code,
+    )
+
+
 def explain_callback_rejected(
     failure: Failure, host: HostIdentity, plugin_uri: str
 ) -> UpmError | None:
@@ -193,7 +237,7 @@ def explain_callback_rejected(
         return None
     callback_status = int(match.group(1)) if match else None
     with_status = f" with HTTP {callback_status}" if callback_status else ""
-    return InstallFailedError(
+    return CallbackRejectedError(
         f"the add-on rejected the installed callback{with_status} from {host.base_url} "
         f"(host said: {failure.described})",
         hint="The host POSTed the lifecycle.installed callback to your add-on and counts only "
@@ -201,6 +245,8 @@ def explain_callback_rejected(
         "logs: it must verify the install's JWT (RS256 signed install, or HS256 with the "
         "previous sharedSecret on a legacy reinstall), store clientKey and sharedSecret, and "
         "answer 2xx." + callback_status_advice(callback_status),
+        callback_status=callback_status,
+        host_url=host.base_url,
         status=failure.status,
         sub_code=failure.sub_code,
     )

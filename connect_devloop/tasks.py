@@ -1,0 +1,65 @@
+"""Background tasks that never end unnoticed.
+
+Every long-lived task of ``up`` (the descriptor watcher, each host's install worker, the tunnel
+keeper, the readiness check) runs through ``keep_running``: an unexpected exception is logged
+with its traceback, reported as an ``error`` event naming the task, and the task is started
+again after a short, growing pause. Without this an exception ends the task silently: the
+screen still says ready while every later save is ignored, and the exception only surfaces
+(if at all) when teardown cancels the dead task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from .events import Error, Event
+
+__all__ = ["FIRST_RESTART_SECONDS", "MAX_RESTART_SECONDS", "keep_running", "report_crash"]
+
+logger = logging.getLogger(__name__)
+
+FIRST_RESTART_SECONDS = 0.5
+MAX_RESTART_SECONDS = 30.0
+# A task that ran this long before failing starts again after the first pause, not a longer one.
+_HEALTHY_RUN_SECONDS = 60.0
+
+
+def report_crash(task: str, exc: BaseException, emit: Callable[[Event], None], then: str) -> None:
+    """Log ``exc`` with its traceback and report it as an ``error`` event. ``then`` says what
+    happens next ("it restarts in 0.5 s")."""
+    logger.error("%s failed", task, exc_info=exc)
+    emit(
+        Error(
+            task=task,
+            message=f"{task} stopped on an unexpected error: {type(exc).__name__}: {exc}",
+            hint=f"{then}. This is a connect-devloop bug: please report it with the output "
+            "of the same run with -v (it has the traceback).",
+        )
+    )
+
+
+async def keep_running(
+    task: str,
+    run: Callable[[], Awaitable[None]],
+    emit: Callable[[Event], None],
+    *,
+    first_delay: float = FIRST_RESTART_SECONDS,
+    max_delay: float = MAX_RESTART_SECONDS,
+) -> None:
+    """Await ``run()`` until it returns; each time it raises, report it and call it again.
+    Cancellation ends it as usual."""
+    delay = first_delay
+    while True:
+        started = time.monotonic()
+        try:
+            await run()
+            return
+        except Exception as exc:
+            if time.monotonic() - started >= _HEALTHY_RUN_SECONDS:
+                delay = first_delay
+            report_crash(task, exc, emit, then=f"It restarts in {delay:g} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
