@@ -7,7 +7,11 @@ Prints:
      completed install (its own timestamp), median and p95 over --saves lone saves;
   2. install POSTs per host for a burst of 20 saves in one second (and that the last one won);
   3. time from start to `ready` with 1 host and with --hosts hosts (median of --runs), and ratio;
-  4. SIGINT → process exit of a real `connect-dev up` subprocess with --hosts hosts.
+  4. SIGINT → process exit of a real `connect-dev up` subprocess with --hosts hosts;
+  5. with one more host that accepts TCP and never answers: start → the healthy host installed
+     (and the ratio to the same without the silent host), start → `ready`, and SIGINT → exit
+     of a real `connect-dev up` subprocess (targets: ratio ~1, ready within the 5 s silence
+     bound, exit < 2 s).
 For 3 and 4 the emulated hosts run in a separate process (hostfleet.py), as real hosts would.
 The machine is shared and noisy: figures are medians, and the targets are ratios where possible.
 """
@@ -19,11 +23,12 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,13 +112,16 @@ async def installed_count(sites: list[RemoteHost]) -> int:
 
 
 def write_project(
-    directory: Path, addon_url: str, sites: list[EmulatedHost] | list[RemoteHost]
+    directory: Path,
+    addon_url: str,
+    sites: list[EmulatedHost] | list[RemoteHost],
+    silent_url: str | None = None,
 ) -> Path:
     (directory / "atlassian-connect.json").write_text(json.dumps(DESCRIPTOR, indent=2))
+    urls = [site.base_url for site in sites] + ([silent_url] if silent_url else [])
     entries = "".join(
-        f'[[hosts]]\nname = "h{n}"\nurl = "{site.base_url}"\nusername = "admin"\n'
-        'password = "admin"\n'
-        for n, site in enumerate(sites)
+        f'[[hosts]]\nname = "h{n}"\nurl = "{url}"\nusername = "admin"\npassword = "admin"\n'
+        for n, url in enumerate(urls)
     )
     config = directory / "connect-dev.toml"
     config.write_text(
@@ -223,10 +231,38 @@ async def time_to_ready(count: int) -> float:
             return elapsed
 
 
-async def sigint_to_exit(count: int) -> tuple[float, int]:
+@contextlib.contextmanager
+def silent_host() -> Iterator[str]:
+    """A host URL whose port accepts TCP (the kernel completes the handshake) and never
+    answers: a hung server, or a firewall that drops the replies."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/jira"
+
+
+async def first_install_and_ready(silent: bool) -> tuple[float, float]:
+    """ms from start to the first host's install, and to `ready`; with ``silent``, beside a
+    host that never answers."""
+    async with accepting_addon() as addon, host_fleet(1) as sites:
+        with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
+            silent_url = stack.enter_context(silent_host()) if silent else None
+            daemon = Daemon(write_project(Path(directory), addon, sites, silent_url))
+            started = time.perf_counter()
+            daemon.start()
+            await daemon.wait("registered")
+            installed = (time.perf_counter() - started) * 1000
+            await daemon.wait("ready")
+            ready = (time.perf_counter() - started) * 1000
+            await daemon.close()
+            return installed, ready
+
+
+async def sigint_to_exit(count: int, *, silent: bool = False) -> tuple[float, int]:
     async with accepting_addon() as addon, host_fleet(count) as sites:
-        with tempfile.TemporaryDirectory() as directory:
-            config = write_project(Path(directory), addon, sites)
+        with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
+            silent_url = stack.enter_context(silent_host()) if silent else None
+            config = write_project(Path(directory), addon, sites, silent_url)
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -286,6 +322,20 @@ async def main() -> None:
     print(
         f"SIGINT -> exit with {args.hosts} hosts: median {median_exit:.0f} ms of 3 runs, "
         f"installs left behind: {left}  [target: < 2000 ms]"
+    )
+
+    alone = [await first_install_and_ready(silent=False) for _ in range(args.runs)]
+    beside = [await first_install_and_ready(silent=True) for _ in range(args.runs)]
+    alone_ms = statistics.median(ms for ms, _ in alone)
+    beside_ms = statistics.median(ms for ms, _ in beside)
+    ready_ms = statistics.median(ms for _, ms in beside)
+    silent_exits = [await sigint_to_exit(1, silent=True) for _ in range(min(3, args.runs))]
+    print(
+        f"beside a host that never answers: healthy host installed in {beside_ms:.0f} ms "
+        f"(alone {alone_ms:.0f} ms, ratio {beside_ms / alone_ms:.2f}), ready in "
+        f"{ready_ms:.0f} ms, SIGINT -> exit median "
+        f"{statistics.median(ms for ms, _ in silent_exits):.0f} ms of {len(silent_exits)} runs  "
+        "[target: ratio ~1, ready ~5000 ms (the silence bound), exit < 2000 ms]"
     )
 
 

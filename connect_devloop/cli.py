@@ -39,6 +39,7 @@ EXIT_FORCED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _heed_ignored_signals()
     parser = _build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
@@ -63,6 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_FORCED
+
+
+def _heed_ignored_signals() -> None:
+    """A background job of a non-interactive shell starts with SIGINT (and maybe SIGTERM)
+    ignored; Python then raises no KeyboardInterrupt. Until a command installs its own
+    handlers (``install_signal_handlers``), restore the defaults, so that even start-up (the
+    demo's host and add-on, a password prompt) stops on them."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -426,7 +440,11 @@ def _cmd_host(args: argparse.Namespace) -> int:
         require_signed_install=args.require_signed_install,
     )
 
+    listening = False
+
     def on_ready(host: EmulatedHost) -> None:
+        nonlocal listening
+        listening = True
         print(f"emulated {product} ({args.flavour}) at {host.base_url}", flush=True)
         print(f"  UPM REST:   {host.base_url}/rest/plugins/1.0/", flush=True)
         print(f"  install keys: CONNECT_KEYS_CDN_URL={host.keys_url}", flush=True)
@@ -443,6 +461,8 @@ def _cmd_host(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve())
     except OSError as exc:
+        if listening:  # not the bind: e.g. stdout closed; cli.main says what it was
+            raise
         raise ConfigError(
             f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
             hint="Pick another --port (0 = any free port).",

@@ -8,7 +8,6 @@ be checked here, where the key and line are known.
 
 from __future__ import annotations
 
-import codecs
 import difflib
 import ipaddress
 import math
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 
 from .credentials import Secret
 from .errors import ConfigError
-from .files import InputFileError, describe_missing, read_input_file
+from .files import InputFileError, NotUtf8Error, decode_utf8, describe_missing, read_input_file
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -199,23 +198,16 @@ def load_config(path: Path) -> Config:
     except InputFileError as exc:
         hint = describe_missing(path, suffix=".toml") if exc.missing else None
         raise ConfigError(exc.reason, hint=hint, file=str(path)) from exc
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
-        len(raw) >= 2 and raw[1] == 0
-    ):
-        raise ConfigError(
-            "is UTF-16 text; TOML must be UTF-8",
-            hint="Save it as UTF-8 (most editors offer the encoding in Save As).",
-            file=str(path),
-            line=1,
-        )
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        text = decode_utf8(raw)
+    except NotUtf8Error as exc:
         raise ConfigError(
-            f"not UTF-8 text (byte {exc.start})",
-            hint="Save it as UTF-8.",
+            f"{exc.reason}; TOML must be UTF-8" if exc.encoding else exc.reason,
+            hint="Save it as UTF-8 (most editors offer the encoding in Save As)."
+            if exc.encoding
+            else "Save it as UTF-8.",
             file=str(path),
-            line=raw.count(b"\n", 0, exc.start) + 1,
+            line=exc.line,
         ) from exc
     return parse_config(text, path)
 
@@ -369,7 +361,7 @@ def _read_ngrok(reader: _Reader, table: Mapping[str, Any], base: Path) -> NgrokC
         reader.fail(
             name,
             "authtoken_env",
-            f"{_show(env)} is not an environment variable name",
+            f"{_not_an_env_name(env)} is not an environment variable name",
             hint="Name the variable (e.g. NGROK_AUTHTOKEN), not the authtoken itself.",
         )
     domain = reader.get(table, name, "domain", str, "") or None
@@ -517,11 +509,11 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
             )
         username = reader.get(entry, table, "username", str, "")
         password_env = reader.get(entry, table, "password_env", str, "") or None
-        if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+        if password_env is not None and not _ENV_NAME.fullmatch(password_env):
             reader.fail(
                 table,
                 "password_env",
-                f"{_show(password_env)} is not an environment variable name",
+                f"{_not_an_env_name(password_env)} is not an environment variable name",
                 hint="Name the variable (e.g. JIRA_API_TOKEN), not its value.",
             )
         inline = reader.get(entry, table, "password", str, "") or None
@@ -707,6 +699,15 @@ class _Reader:
             hostname = parts.hostname
         except ValueError as exc:  # "http://[::1": an IPv6 address without its "]"
             return str(self.fail(table, key, f"{_show(value)} is not a URL: {exc}", hint=hint))
+        if parts.username is not None or parts.password is not None:
+            # Not echoed: the part before "@" is a credential, and this message is printed.
+            self.fail(
+                table,
+                key,
+                "the URL has a user name or password in it (before the '@')",
+                hint="Write the URL without 'user:password@': credentials in a URL end up in "
+                "logs and events. Use username and password_env (or `connect-dev login`).",
+            )
         if parts.scheme not in ("http", "https") or not hostname:
             self.fail(table, key, f"{_show(value)} is not an http(s) URL", hint=hint)
         try:
@@ -802,6 +803,12 @@ _POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_DIGITS = 4300  # Python's limit for int("...") (sys.get_int_max_str_digits())
 _LONG_NUMBER = re.compile(rf"[0-9][0-9_]{{{_MAX_DIGITS},}}")
+
+
+def _not_an_env_name(value: str) -> str:
+    """How to name a value given where a variable name belongs without echoing it: it is
+    most often the token itself, pasted in the wrong key."""
+    return f"the value ({len(value)} characters)"
 
 
 def _show(text: str, limit: int = 200) -> str:

@@ -13,7 +13,6 @@ and an exception of another kind would stop it.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import difflib
 import hashlib
@@ -26,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DescriptorError, Problem
-from .files import MAX_INPUT_BYTES, InputFileError, describe_missing, read_input_file
+from .files import (
+    MAX_INPUT_BYTES,
+    InputFileError,
+    NotUtf8Error,
+    decode_utf8,
+    describe_missing,
+    read_input_file,
+)
 
 __all__ = [
     "Revision",
@@ -97,11 +103,11 @@ def load(path: Path) -> Revision:
             if not path.is_absolute():
                 message = f"file not found (looked for {Path.cwd() / path})"
             hint = f"{describe_missing(path, suffix='.json')} {CONFIG_HINT}"
-        elif exc.reason.startswith("is a directory"):
+        elif exc.kind == "directory":
             hint = f"Name the descriptor file itself, e.g. {path / 'atlassian-connect.json'}."
-        elif exc.reason.startswith("larger than"):
+        elif exc.kind == "too_large":
             hint = "Hosts refuse a descriptor that large; is this the right file?"
-        elif exc.reason.startswith("is "):
+        elif exc.kind == "special":
             hint = "A descriptor must be a regular file (a symbolic link to one is fine)."
         raise DescriptorError(str(path), [Problem("$", message)], hint=hint) from exc
     return parse(raw, path=str(path))
@@ -178,38 +184,19 @@ def parse(raw: bytes, *, path: str = "atlassian-connect.json") -> Revision:
 
 
 # UTF-32 first: its little-endian BOM starts with UTF-16's.
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"),
-    (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"),
-    (codecs.BOM_UTF16_BE, "UTF-16"),
-)
-
-
 def _decode(raw: bytes, path: str) -> str:
     """The text of a UTF-8 file (a BOM is allowed); UTF-16 and UTF-32 are named as such."""
-    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "")
-    # Without a BOM, UTF-16 JSON has a NUL byte beside each ASCII character.
-    head = raw[:4]
-    if not encoding and len(head) >= 2 and head.count(0) * 2 == len(head):
-        encoding = "UTF-16"
-    if encoding:
-        raise DescriptorError(
-            path,
-            [Problem("$", f"is {encoding} text; a descriptor must be UTF-8", 1, 1)],
-            hint="Save it as UTF-8 (most editors offer the encoding in Save As).",
-        )
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        start = 3 if raw.startswith(codecs.BOM_UTF8) else 0
-        before = raw[start : exc.start]
-        line = before.count(b"\n") + 1
-        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        return decode_utf8(raw)
+    except NotUtf8Error as exc:
+        if exc.encoding:
+            raise DescriptorError(
+                path,
+                [Problem("$", f"{exc.reason}; a descriptor must be UTF-8", 1, 1)],
+                hint="Save it as UTF-8 (most editors offer the encoding in Save As).",
+            ) from exc
         raise DescriptorError(
-            path,
-            [Problem("$", f"not UTF-8 text (byte {exc.start})", line, column)],
-            hint="Save it as UTF-8.",
+            path, [Problem("$", exc.reason, exc.line, exc.column)], hint="Save it as UTF-8."
         ) from exc
 
 

@@ -162,7 +162,21 @@ class InstallFailedError(UpmError):
 
 
 class HostUnreachableError(UpmError):
-    """The host did not answer (connection refused, DNS, TLS, timeout)."""
+    """The host did not answer (connection refused, DNS, TLS, timeout). ``retry`` is False
+    when trying again at once cannot help (an install the host accepted but did not finish:
+    it waits on the add-on, not on the network)."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        sub_code: str | None = None,
+        retry: bool = True,
+    ) -> None:
+        super().__init__(message, hint, status=status, sub_code=sub_code)
+        self.retry = retry
 
 
 class TunnelError(DevloopError):

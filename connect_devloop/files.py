@@ -11,26 +11,39 @@ the task"); Cloud's own limit is smaller, so nothing valid is refused here.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import errno
 import os
 import stat
 from pathlib import Path
 
-__all__ = ["MAX_INPUT_BYTES", "InputFileError", "describe_missing", "read_input_file"]
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "InputFileError",
+    "NotUtf8Error",
+    "decode_utf8",
+    "describe_missing",
+    "read_input_file",
+]
 
 MAX_INPUT_BYTES = 5 * 1000 * 1000  # 5 MB, as the emulated host refuses descriptors
 
 
 class InputFileError(Exception):
     """A file could not be read as input. ``reason`` is a short phrase for a message
-    ("file not found", "is a directory", "larger than 5 MB"); ``missing`` is True when
-    nothing is at the path at all (callers add a did-you-mean)."""
+    ("file not found", "is a directory", "larger than 5 MB"); ``kind`` is what callers pick
+    their hint by: ``missing`` (nothing at the path: add a did-you-mean), ``directory``,
+    ``special`` (a FIFO, device, socket or broken link), ``too_large`` or ``unreadable``."""
 
-    def __init__(self, reason: str, *, missing: bool = False) -> None:
+    def __init__(self, reason: str, *, kind: str = "unreadable") -> None:
         super().__init__(reason)
         self.reason = reason
-        self.missing = missing
+        self.kind = kind
+
+    @property
+    def missing(self) -> bool:
+        return self.kind == "missing"
 
 
 def read_input_file(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
@@ -46,24 +59,26 @@ def read_input_file(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
         target = _dangling_target(path)
         if target is not None:
             raise InputFileError(
-                f"is a broken symbolic link (to {target}, which does not exist)"
+                f"is a broken symbolic link (to {target}, which does not exist)", kind="special"
             ) from exc
-        raise InputFileError("file not found", missing=True) from exc
+        raise InputFileError("file not found", kind="missing") from exc
     except IsADirectoryError as exc:
-        raise InputFileError("is a directory, not a regular file") from exc
+        raise InputFileError("is a directory, not a regular file", kind="directory") from exc
     except OSError as exc:
         raise InputFileError(_reason(exc, path)) from exc
     except ValueError as exc:  # os.open refuses a path with a NUL character
         raise InputFileError("the path contains a NUL character") from exc
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputFileError("is a directory, not a regular file", kind="directory")
         if not stat.S_ISREG(info.st_mode):
-            raise InputFileError(f"is {_kind(info.st_mode)}, not a regular file")
+            raise InputFileError(f"is {_kind(info.st_mode)}, not a regular file", kind="special")
         if info.st_size > limit:
             size = _size(info.st_size)
             if size == _size(limit):  # "larger than 5 MB (5 MB)" would puzzle
                 size = f"{info.st_size:,} bytes"
-            raise InputFileError(f"larger than {_size(limit)} ({size})")
+            raise InputFileError(f"larger than {_size(limit)} ({size})", kind="too_large")
         chunks: list[bytes] = []
         remaining = limit + 1
         while remaining > 0:
@@ -80,7 +95,7 @@ def read_input_file(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
     finally:
         os.close(fd)
     if len(data) > limit:  # it grew while we read it
-        raise InputFileError(f"larger than {_size(limit)}")
+        raise InputFileError(f"larger than {_size(limit)}", kind="too_large")
     return data
 
 
@@ -165,8 +180,6 @@ def _reason(exc: OSError, path: Path) -> str:
 
 
 def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode):
@@ -175,7 +188,7 @@ def _kind(mode: int) -> str:
         return "a block device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "a special file"
 
 
 def _size(count: int) -> str:
@@ -184,3 +197,43 @@ def _size(count: int) -> str:
     if count >= 1000:
         return f"{count / 1e3:g} kB"
     return f"{count} bytes"
+
+
+class NotUtf8Error(Exception):
+    """Bytes that are not UTF-8 text. ``encoding`` names UTF-16/UTF-32 when that is what they
+    are ("" otherwise); ``line``/``column`` are 1-based, of the first byte that is not UTF-8."""
+
+    def __init__(self, reason: str, *, encoding: str = "", line: int = 1, column: int = 1):
+        super().__init__(reason)
+        self.reason = reason
+        self.encoding = encoding
+        self.line = line
+        self.column = column
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def decode_utf8(raw: bytes) -> str:
+    """The text of UTF-8 bytes (a BOM is allowed); raises ``NotUtf8Error``, naming UTF-16 and
+    UTF-32 (which some Windows editors write) as such."""
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "")
+    # Without a BOM, UTF-16 text has a NUL byte beside each ASCII character.
+    head = raw[:4]
+    if not encoding and len(head) >= 2 and head.count(0) * 2 == len(head):
+        encoding = "UTF-16"
+    if encoding:
+        raise NotUtf8Error(f"is {encoding} text", encoding=encoding)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = 3 if raw.startswith(codecs.BOM_UTF8) else 0
+        before = raw[start : exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        raise NotUtf8Error(f"not UTF-8 text (byte {exc.start})", line=line, column=column) from exc

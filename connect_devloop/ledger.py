@@ -33,6 +33,7 @@ __all__ = [
     "ProjectLock",
     "StateFileError",
     "ensure_state_dir",
+    "json_type",
     "read_state_json",
 ]
 
@@ -130,22 +131,22 @@ _ENTRY_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
 
 def _parse_entries(data: object) -> list[LedgerEntry]:
     if not isinstance(data, dict):
-        raise StateFileError(f"expected a JSON object, found {_json_type(data)}", damaged=True)
+        raise StateFileError(f"expected a JSON object, found {json_type(data)}", damaged=True)
     entries = data.get("entries")
     if not isinstance(entries, list):
-        found = "nothing" if "entries" not in data else _json_type(entries)
+        found = "nothing" if "entries" not in data else json_type(entries)
         raise StateFileError(f'"entries" must be a list, found {found}', damaged=True)
     parsed = []
     for index, entry in enumerate(entries):
         where = f"entries[{index}]"
         if not isinstance(entry, dict):
             raise StateFileError(
-                f"{where} must be an object, found {_json_type(entry)}", damaged=True
+                f"{where} must be an object, found {json_type(entry)}", damaged=True
             )
         for name, (types, wanted) in _ENTRY_FIELDS.items():
             value = entry.get(name)
             if not isinstance(value, types) or isinstance(value, bool):
-                found = "nothing" if name not in entry else _json_type(value)
+                found = "nothing" if name not in entry else json_type(value)
                 raise StateFileError(
                     f'{where}: "{name}" must be {wanted}, found {found}', damaged=True
                 )
@@ -156,7 +157,8 @@ def _parse_entries(data: object) -> list[LedgerEntry]:
     return parsed
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """What a JSON value is, for a message: never the value (state files may hold secrets)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -206,7 +208,7 @@ def read_state_json(path: Path, *, limit: int = MAX_STATE_BYTES) -> object | Non
     except InputFileError as exc:
         if exc.missing:
             return None
-        if exc.reason.startswith("larger than"):
+        if exc.kind == "too_large":
             hint = "connect-dev never writes a file this large; look at what is in it."
             raise StateFileError(exc.reason, hint, damaged=True) from exc
         raise StateFileError(

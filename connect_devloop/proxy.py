@@ -30,6 +30,7 @@ from .events import Event, RequestServed
 from .proxy_http import RequestHead, simple_response
 from .proxy_relay import MAX_INSPECTED_BODY, Relay, Upstream
 from .redact import is_secret_name, mask_path, mask_value
+from .tasks import report_crash
 from .upm.explain import GATEWAY_STATUSES, CallbackRejectedError, explain_addon_unreachable
 
 __all__ = [
@@ -261,6 +262,9 @@ class Proxy:
         if answer is not None and not answer.done():
             answer.set_result(AddonAnswer(status, failure))
         return await _finish(inspection)
+
+    def task_failed(self, task: str, error: BaseException) -> None:
+        report_crash(f"proxy task '{task}'", error, self._emit, then="The proxy goes on")
 
     def served(
         self,

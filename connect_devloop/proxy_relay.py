@@ -102,6 +102,9 @@ class Handler(Protocol):
     ) -> None:
         """Report a request that ended after ``seconds`` (``failure`` as for ``verdict``)."""
 
+    def task_failed(self, task: str, error: BaseException) -> None:
+        """A task of the relay (connecting, reporting) ended on an unexpected error."""
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -152,6 +155,13 @@ class Relay:
         tasks = self.reports if report else self.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        task.add_done_callback(self._check)
+
+    def _check(self, task: asyncio.Task[None]) -> None:
+        # Without this an exception in a relay task only shows as "Task exception was never
+        # retrieved" when the task is collected, if ever.
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.handler.task_failed(task.get_name(), error)
 
     async def connect(self) -> UpstreamConnection:
         up = self.upstream
@@ -855,11 +865,20 @@ class ClientConnection(asyncio.Protocol):
         inspection: asyncio.Task[Verdict],
         then_next: bool,
     ) -> None:
-        verdict = await self.handler.verdict(inspection, status, failure)
+        verdict: Verdict = None
+        error: Exception | None = None
+        try:
+            verdict = await self.handler.verdict(inspection, status, failure)
+        except Exception as exc:
+            error = exc
+        # Even when the verdict failed, the request is reported and the connection goes on to
+        # its next request instead of hanging; the error is reported by the task (spawn).
         now = _now()
         self._served(request, status, now - started, verdict, failure)
         if then_next and self._state == _REPORT:
             self._next(now)
+        if error is not None:
+            raise error
 
     def _served(
         self, request: RequestHead, status: int, seconds: float, verdict: Verdict, failure: str

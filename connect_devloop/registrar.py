@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from .config import HostConfig
@@ -129,6 +129,7 @@ class HostRegistrar:
         self._attempt_started: float | None = None  # monotonic start of the running install
         self._posted = False  # the running install has sent its POST (the host may have it)
         self._reported_silent = False
+        self._needs_recovery = False
 
     @property
     def installed(self) -> Target | None:
@@ -147,22 +148,29 @@ class HostRegistrar:
     def start(self, *, recover: bool = False) -> None:
         """Start the worker; with ``recover``, it first uninstalls what the ledger lists for
         this host (what a crashed run left); ``wait_idle`` waits for that too."""
+        self._needs_recovery = recover
         if recover:
             self._idle.clear()
-
-        async def work() -> None:
-            if recover:
-                try:
-                    await self.uninstall_all(reason="recovery")
-                finally:
-                    if not self._wake.is_set():
-                        self._idle.set()
-            await self._run()
-
         self._worker = asyncio.create_task(
-            keep_running(f"install worker of {self.host.name}", work, self._emit),
+            keep_running(f"install worker of {self.host.name}", self._work, self._emit),
             name=f"registrar:{self.host.name}",
         )
+
+    async def _work(self) -> None:
+        """The worker's body; after a crash ``keep_running`` calls it again."""
+        if self._needs_recovery:
+            # Once only: after a crash this run's own installs are in the ledger too, and
+            # must not be taken for a crashed run's leftovers.
+            self._needs_recovery = False
+            try:
+                with self._watching_silence():
+                    await self.uninstall_all(reason="recovery")
+            finally:
+                if not self._wake.is_set():
+                    self._idle.set()
+        if self._wanted is not None and self._wanted != self._installed:
+            self._wake.set()  # restarted after a crash: what was asked is still wanted
+        await self._run()
 
     def request(self, target: Target, reason: str, *, force: bool = False) -> None:
         """Ask for ``target`` to be installed; returns at once. The newest request wins."""
@@ -183,8 +191,6 @@ class HostRegistrar:
         await self._idle.wait()
 
     async def _run(self) -> None:
-        if not self._idle.is_set():
-            self._wake.set()  # restarted after a crash: what was asked is still wanted
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -196,17 +202,25 @@ class HostRegistrar:
             if target is not None and (force or target != self._installed):
                 self._busy = True
                 self._posted = False
-                self._attempt_started = time.monotonic()
-                watch = asyncio.get_running_loop().call_later(self._silence, self._check_silence)
                 try:
                     await self._install(target, reason)
                 finally:
-                    watch.cancel()
                     self._busy = False
-                    self._note_answer()
-                    self._attempt_started = None
             if not self._wake.is_set():
                 self._idle.set()
+
+    @contextlib.contextmanager
+    def _watching_silence(self) -> Iterator[None]:
+        """Calls to the host inside are one attempt: reported as not answering when the host
+        says nothing for ``silence`` seconds, and as answering again when it then does."""
+        self._attempt_started = time.monotonic()
+        watch = asyncio.get_running_loop().call_later(self._silence, self._check_silence)
+        try:
+            yield
+        finally:
+            watch.cancel()
+            self._note_answer()
+            self._attempt_started = None
 
     def _check_silence(self) -> None:
         silent = self.silent_for()
@@ -275,20 +289,22 @@ class HostRegistrar:
             self._posted = True
 
         try:
-            await self._client.check_dev_mode()
-            plugin = await self._client.install(target.plugin_uri, before_post=record_in_ledger)
-        except HostUnreachableError as exc:
-            delay = self._retry_later(target)
-            hint = f"{exc.hint} " if exc.hint else ""
-            self._emit(
-                RegistrationFailed(
-                    host=self.host.name,
-                    error=exc.message,
-                    hint=f"{hint}connect-dev tries again in {delay:g} s.",
-                )
-            )
-            return
+            with self._watching_silence():
+                await self._client.check_dev_mode()
+                plugin = await self._client.install(target.plugin_uri, before_post=record_in_ledger)
         except DevloopError as exc:
+            if isinstance(exc, HostUnreachableError) and exc.retry:
+                # The network, not the add-on: try again until the host answers.
+                delay = self._retry_later(target)
+                hint = f"{exc.hint} " if exc.hint else ""
+                self._emit(
+                    RegistrationFailed(
+                        host=self.host.name,
+                        error=exc.message,
+                        hint=f"{hint}connect-dev tries again in {delay:g} s.",
+                    )
+                )
+                return
             if self._explain_failure is not None:
                 exc = self._explain_failure(exc, started)
             self._emit(RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))

@@ -34,7 +34,7 @@ from .events import (
     Warning,
 )
 from .files import InputFileError, read_input_file
-from .ledger import Ledger, ProjectLock
+from .ledger import Ledger, LedgerEntry, ProjectLock
 from .proxy import Inspector, Proxy
 from .registrar import DEFAULT_SETTLE_SECONDS, DEFAULT_SILENCE_SECONDS, HostRegistrar, Target
 from .state import State, reduce
@@ -160,7 +160,7 @@ class Supervisor:
             # crashed run left behind (when the public URL is still the same). Each host
             # cleans its own leftovers before its first install: a host that does not answer
             # holds up no other.
-            recover = _report_unknown_ledger_hosts(ledger, self._registrars, self._emit)
+            recover = bool(_read_leftovers(ledger, self._registrars, self._emit))
             for registrar in self._registrars:
                 registrar.start(recover=recover)
                 if self._revision is not None:
@@ -308,15 +308,18 @@ class Supervisor:
 
     def _on_saved(self, raw: bytes) -> None:
         """A new version of the descriptor's bytes: report it, serve it and install it if valid;
-        an invalid one is reported and the last good revision stays served and installed."""
-        self._last_seen = raw
+        an invalid one is reported and the last good revision stays served and installed.
+        ``_last_seen`` is set once the save is handled: a watch restarted after a crash here
+        reads the same bytes again and retries them."""
         path = self.config.descriptor_path
         try:
             revision = descriptors.parse(raw, path=str(path))
         except DescriptorError as exc:
+            self._last_seen = raw
             self._report_invalid(exc)
             return
         except Exception as exc:
+            self._last_seen = raw
             # A validator bug must cost this save, not the watch: report it as the save's
             # problem (and as an error), keep the last good revision, go on watching.
             report_crash("descriptor check", exc, self._emit, then="The watch goes on")
@@ -336,6 +339,7 @@ class Supervisor:
         self._report_loaded(revision)
         if changed:
             self.reinstall(reason="descriptor_changed", force=False)
+        self._last_seen = raw
 
     def validate_now(self) -> None:
         """Re-read the descriptor and report it (the dashboard's `v`); installs only if changed."""
@@ -400,21 +404,22 @@ def _is_silent(registrar: HostRegistrar, bound: float) -> bool:
     return silent is not None and silent >= bound
 
 
-def _report_unknown_ledger_hosts(
+def _read_leftovers(
     ledger: Ledger, registrars: Sequence[HostRegistrar], emit: Callable[[Event], None]
-) -> bool:
-    """Report ledger entries for hosts no longer configured (nobody can remove those). False
-    when the ledger cannot be read: then nothing is recovered and the reason is reported."""
+) -> list[LedgerEntry] | None:
+    """What an earlier run left in the ledger; entries for hosts no longer configured are
+    reported (nobody can remove those). None when the ledger cannot be read: then nothing is
+    recovered and the reason is reported."""
     try:
         entries = ledger.entries()
     except LedgerError as exc:
         emit(Warning(message=exc.message, hint=exc.hint))
-        return False
+        return None
     known = {registrar.host.base_url for registrar in registrars}
     for entry in entries:
         if entry.url not in known:
             emit(_unknown_host_failure(entry.host, entry.key, entry.url, ledger))
-    return True
+    return entries
 
 
 def _unknown_host_failure(host: str, key: str, url: str, ledger: Ledger) -> DeregistrationFailed:
@@ -431,17 +436,10 @@ async def _recover(
     ledger: Ledger, registrars: Sequence[HostRegistrar], emit: Callable[[Event], None]
 ) -> bool:
     """Uninstall what an earlier run left in the ledger. True when nothing is left."""
-    try:
-        entries = ledger.entries()
-    except LedgerError as exc:
-        emit(Warning(message=exc.message, hint=exc.hint))
+    entries = _read_leftovers(ledger, registrars, emit)
+    if entries is None:
         return False
-    if not entries:
-        return True
     known = {registrar.host.base_url for registrar in registrars}
-    for entry in entries:
-        if entry.url not in known:
-            emit(_unknown_host_failure(entry.host, entry.key, entry.url, ledger))
     affected = [r for r in registrars if ledger.entries_for(r.host.base_url)]
     results = await asyncio.gather(*(r.uninstall_all(reason="recovery") for r in affected))
     return all(results) and all(entry.url in known for entry in entries)
@@ -485,5 +483,5 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
     except asyncio.CancelledError:
         pass
-    except Exception:
-        logger.exception("%s ended with an error", task.get_name())
+    except Exception:  # shown with -v; no traceback on the user's screen
+        logger.debug("%s ended with an error", task.get_name(), exc_info=True)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 
 from .events import Error, Event
@@ -28,17 +30,29 @@ _HEALTHY_RUN_SECONDS = 60.0
 
 
 def report_crash(task: str, exc: BaseException, emit: Callable[[Event], None], then: str) -> None:
-    """Log ``exc`` with its traceback and report it as an ``error`` event. ``then`` says what
-    happens next ("it restarts in 0.5 s")."""
-    logger.error("%s failed", task, exc_info=exc)
+    """Report ``exc`` as an ``error`` event and log its traceback (shown with -v). ``then``
+    says what happens next ("It restarts in 0.5 s").
+
+    The event names the exception's type and where it was raised, not its text: an error's
+    text may quote a value (a header, a config line) that is a secret, and the event reaches
+    the screen and the logs."""
+    logger.debug("%s failed", task, exc_info=exc)
     emit(
         Error(
             task=task,
-            message=f"{task} stopped on an unexpected error: {type(exc).__name__}: {exc}",
+            message=f"{task} stopped on an unexpected error: {type(exc).__name__}{_raised_at(exc)}",
             hint=f"{then}. This is a connect-devloop bug: please report it with the output "
             "of the same run with -v (it has the traceback).",
         )
     )
+
+
+def _raised_at(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    innermost = frames[-1]
+    return f" (raised at {os.path.basename(innermost.filename)}:{innermost.lineno})"
 
 
 async def keep_running(

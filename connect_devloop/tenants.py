@@ -28,7 +28,7 @@ from typing import Any
 from .credentials import Secret
 from .errors import DevloopError
 from .keychain import Keychain, KeychainError, SystemKeychain, tenant_account
-from .ledger import StateFileError, ensure_state_dir, read_state_json
+from .ledger import StateFileError, ensure_state_dir, json_type, read_state_json
 
 __all__ = ["SECRETS_FILE_NAME", "TENANTS_FILE_NAME", "Tenant", "TenantError", "TenantStore"]
 
@@ -91,7 +91,7 @@ class TenantStore:
         data = _read_json(self.path, _INDEX_DAMAGED)
         entries = data.get("tenants", [])
         if not isinstance(entries, list):
-            raise _damaged(self.path, f'"tenants" must be a list, found {_json_type(entries)}')
+            raise _damaged(self.path, f'"tenants" must be a list, found {json_type(entries)}')
         tenants = [_tenant(self.path, index, entry) for index, entry in enumerate(entries)]
         return sorted(tenants, key=lambda t: t.installed_at, reverse=True)
 
@@ -239,14 +239,14 @@ class TenantStore:
         if not isinstance(secrets, dict):
             raise _damaged(
                 self.secrets_path,
-                f'"secrets" must be an object, found {_json_type(secrets)}',
+                f'"secrets" must be an object, found {json_type(secrets)}',
                 _SECRETS_DAMAGED,
             )
         for name, value in secrets.items():
             if not isinstance(value, str):
                 raise _damaged(
                     self.secrets_path,
-                    f'"secrets": "{name}" must be a string, found {_json_type(value)}',
+                    f'"secrets": "{name}" must be a string, found {json_type(value)}',
                     _SECRETS_DAMAGED,
                 )
         return dict(secrets)
@@ -299,7 +299,7 @@ _REQUIRED = {f.name for f in fields(Tenant) if f.default is f.default_factory is
 def _tenant(path: Path, index: int, entry: object) -> Tenant:
     where = f"tenants[{index}]"
     if not isinstance(entry, dict):
-        raise _damaged(path, f"{where} must be an object, found {_json_type(entry)}")
+        raise _damaged(path, f"{where} must be an object, found {json_type(entry)}")
     missing = sorted(_REQUIRED - entry.keys())
     if missing:
         raise _damaged(path, f'{where}: "{missing[0]}" is missing')
@@ -310,28 +310,12 @@ def _tenant(path: Path, index: int, entry: object) -> Tenant:
         bad_bool = isinstance(value, bool)
         bad_where = name == "secret_in" and value not in (IN_KEYCHAIN, IN_FILE)
         if not isinstance(value, types) or bad_bool or bad_where:
-            found = _json_type(value)
+            found = json_type(value)
             if bad_where and isinstance(value, str):
                 found = "another string"
             raise _damaged(path, f'{where}: "{name}" must be {wanted}, found {found}')
     # Keys a later version added are left out rather than the whole tenant.
     return Tenant(**{name: entry[name] for name in _TENANT_FIELDS if name in entry})
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return "a string"  # never the value: this file may hold secrets
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _damaged(path: Path, reason: str, hint: str = _INDEX_DAMAGED) -> TenantError:
@@ -350,7 +334,7 @@ def _read_json(path: Path, damaged_hint: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise _damaged(path, f"expected a JSON object, found {_json_type(data)}", damaged_hint)
+        raise _damaged(path, f"expected a JSON object, found {json_type(data)}", damaged_hint)
     return data
 
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,10 @@ from connect_devloop.events import EventBus
 from connect_devloop.supervisor import Supervisor
 
 from .conftest import EventLog
+from .keyrings import REPO_ROOT
 from .servers import serve
+
+CONNECT_DEV = [sys.executable, "-m", "connect_devloop"]
 
 
 @dataclass
@@ -186,3 +191,44 @@ class Process:
             await self.reader
         stderr = await self.process.stderr.read() if self.process.stderr else b""
         return stderr.decode(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def connect_dev_up(config: Path, env: dict[str, str]) -> AsyncIterator[Process]:
+    """A real `connect-dev up --no-tui --log-format json` subprocess, stopped with SIGINT."""
+    process = Process(
+        await asyncio.create_subprocess_exec(
+            *CONNECT_DEV,
+            "up",
+            "--no-tui",
+            "--log-format",
+            "json",
+            "--config",
+            str(config),
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    )
+    process.start_reading()
+    try:
+        yield process
+    finally:
+        await process.stop()
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, command: Sequence[str] = CONNECT_DEV
+) -> subprocess.CompletedProcess[str]:
+    """A `connect-dev` command run to its end (30 s at most), its output captured."""
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )

@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,13 @@ import pytest
 from connect_devloop import jwt
 from connect_devloop.host import EmulatedHost, run_host
 
-from .e2e import Process
+from .e2e import CONNECT_DEV, Process, connect_dev_up
 from .keyrings import REPO_ROOT, memory_keyring, subprocess_keyring_env
 
 __all__ = ["memory_keyring"]
 
 ACE_VERSION = "11.5.3"
 APP_DIR = Path(__file__).parent / "ace"
-CONNECT_DEV = [sys.executable, "-m", "connect_devloop"]
 NPM_TIMEOUT_S = 300
 ADDON_KEY = "ace-peer"
 DESCRIPTOR: dict[str, Any] = {
@@ -132,31 +130,6 @@ async def ace_app(
         yield process, f"http://127.0.0.1:{listening['port']}"
     finally:
         await process.stop(signal.SIGTERM, timeout=10)
-
-
-@contextlib.asynccontextmanager
-async def connect_dev_up(config: Path, env: dict[str, str]) -> AsyncIterator[Process]:
-    process = Process(
-        await asyncio.create_subprocess_exec(
-            *CONNECT_DEV,
-            "up",
-            "--no-tui",
-            "--log-format",
-            "json",
-            "--config",
-            str(config),
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    )
-    process.start_reading()
-    try:
-        yield process
-    finally:
-        await process.stop()
 
 
 async def connect_dev(*args: str, env: dict[str, str]) -> str:

@@ -52,3 +52,8 @@ def test_the_loop_benchmark_prints_every_figure() -> None:
     assert "last save installed: yes" in out, out
     assert re.search(r"start -> ready: 1 host \d+ ms, 2 hosts \d+ ms", out), out
     assert "installs left behind: 0" in out, out
+    assert re.search(
+        r"beside a host that never answers: healthy host installed in \d+ ms \(alone \d+ ms, "
+        r"ratio [\d.]+\), ready in \d+ ms, SIGINT -> exit median \d+ ms of 1 runs",
+        out,
+    ), out

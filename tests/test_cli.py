@@ -23,9 +23,7 @@ from connect_devloop.host import run_host
 from connect_devloop.ledger import Ledger
 
 from .conftest import descriptor_text
-from .e2e import host_toml, recording_addon, write_config
-
-CONNECT_DEV = [sys.executable, "-m", "connect_devloop"]
+from .e2e import CONNECT_DEV, host_toml, recording_addon, run_cli, write_config
 
 
 class Daemon:
@@ -220,18 +218,6 @@ async def test_second_up_in_the_same_project_is_refused(setup: tuple[Path, Any])
     finally:
         first.process.send_signal(signal.SIGINT)
         await first.finish()
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CONNECT_DEV, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=30,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_config_error_exits_2_with_file_line_key_and_hint(project: Path) -> None:

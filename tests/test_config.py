@@ -508,7 +508,10 @@ def test_missing_username(config_path: Path) -> None:
 def test_password_env_must_be_a_variable_name(config_path: Path, name: str) -> None:
     error = config_error(host_block(f"password_env = '{name}'"), config_path)
     assert (error.line, error.key) == (4, "hosts[0].password_env")
-    assert error.message == f"{name!r} is not an environment variable name"
+    assert error.message == (
+        f"the value ({len(name)} characters) is not an environment variable name"
+    )
+    assert name not in str(error)  # most often the token itself: never echoed
     assert error.hint == "Name the variable (e.g. JIRA_API_TOKEN), not its value."
 
 
@@ -799,3 +802,17 @@ def test_what_tomllib_cannot_read_names_the_line(
 def test_line_numbers_count_only_newlines(config_path: Path) -> None:
     error = config_error('descriptor = "a\u2028b"\n[proxy]\nprot = 1\n', config_path)
     assert (error.line, error.key) == (3, "proxy.prot")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://me:ATATT3xSECRET@example.atlassian.net", "http://user@127.0.0.1:2990/jira"]
+)
+def test_credentials_in_a_host_url_are_refused_without_being_echoed(
+    config_path: Path, url: str
+) -> None:
+    text = f'[[hosts]]\nname = "h"\nurl = "{url}"\nusername = "me"\npassword_env = "T"\n'
+    error = config_error(text, config_path)
+    assert (error.line, error.key) == (3, "hosts[0].url")
+    assert error.message == "the URL has a user name or password in it (before the '@')"
+    assert "SECRET" not in str(error)
+    assert "user@" not in str(error)

@@ -21,7 +21,7 @@ from connect_devloop.descriptor import (
     validate,
 )
 from connect_devloop.errors import DescriptorError, DevloopError, Problem
-from connect_devloop.files import InputFileError
+from connect_devloop.files import InputFileError, NotUtf8Error
 
 SYNTAX_HINT = "Fix the JSON syntax; the last good revision stays installed meanwhile."
 FIELDS_HINT = "Fix the fields named above; the last good revision stays installed."
@@ -166,7 +166,8 @@ def test_not_utf8_names_the_byte_offset() -> None:
     assert str(error) == "atlassian-connect.json:1:10: $: not UTF-8 text (byte 9)"
     assert error.hint == "Save it as UTF-8."
     assert error.problems == [Problem("$", "not UTF-8 text (byte 9)", 1, 10)]
-    assert isinstance(error.__cause__, UnicodeDecodeError)
+    assert isinstance(error.__cause__, NotUtf8Error)
+    assert isinstance(error.__cause__.__cause__, UnicodeDecodeError)
 
 
 def test_utf8_bom_is_accepted_and_columns_count_after_it() -> None:

@@ -26,9 +26,9 @@ from connect_devloop import cli
 from connect_devloop.tenants import TENANTS_FILE_NAME
 
 from .conftest import descriptor_text
-from .e2e import host_toml, write_config
+from .e2e import CONNECT_DEV, host_toml, write_config
+from .e2e import run_cli as run_connect_dev
 
-CONNECT_DEV = [sys.executable, "-m", "connect_devloop"]
 NOBODY = 65534
 DAMAGED_LEDGER_HINT = (
     "  hint: connect-dev will not write over it: it records where the add-on may still be "
@@ -54,15 +54,7 @@ sys.exit(connect_devloop.cli.main(sys.argv[1:]))
 
 def run_cli(*args: str, cwd: Path, as_nobody: bool = False) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-c", AS_NOBODY] if as_nobody else CONNECT_DEV
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=30,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_connect_dev(*args, cwd=cwd, command=command)
 
 
 def assert_one_error(result: subprocess.CompletedProcess[str], message: str, hint: str) -> None:
@@ -318,3 +310,20 @@ def test_an_os_error_that_escapes_a_command_is_one_line(
         f"connect-dev: error: /some/where: {os.strerror(errno.EACCES)}\n"
         "  hint: Check the permissions of that path and the directories above it.\n"
     )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[" * 200_000, b"\xff\xfe", b'{"pid": 1e999, "command_sha256": "x"}', b"[]"],
+    ids=["deep", "not-utf8", "huge-pid", "not-an-object"],
+)
+def test_a_damaged_tunnel_record_is_ignored_by_down(project: Path, content: bytes) -> None:
+    unreachable_config(project)
+    state = project / ".connect-dev"
+    state.mkdir(mode=0o700)
+    (state / "tunnel.json").write_bytes(content)
+    result = run_cli("down", cwd=project)
+    assert "Traceback" not in result.stderr
+    assert "ignoring unreadable" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert not (state / "tunnel.json").exists()

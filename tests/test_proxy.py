@@ -235,3 +235,41 @@ async def test_request_events_carry_headers_with_credentials_masked(
     assert recorded["Cookie"] == "•••••• (3 chars)"
     assert recorded["X-Trace"] == "t-1"
     assert "abc.def.ghi" not in str(event.to_dict())
+
+
+class BrokenInspector:
+    """An inspector whose result the proxy cannot use: its verdict step raises."""
+
+    def wants_body(self, method: str, path: str) -> bool:
+        return False
+
+    async def inspect(self, request: Any) -> dict[str, Any] | None:
+        return {"verified": True}
+
+
+async def test_a_crash_in_a_proxy_task_is_reported_not_swallowed(
+    upstream: tuple[str, list[dict[str, Any]]],
+    events: EventLog,
+    client: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken_verdict(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("verdict exploded")
+
+    proxy = Proxy(upstream[0], events, port=0, inspector=BrokenInspector())
+    monkeypatch.setattr(proxy, "verdict", broken_verdict)
+    await proxy.start()
+    try:
+        async with client.get(f"{proxy.url}/page") as response:
+            assert response.status == 200  # the add-on's answer reached the client
+        error = await events.wait_event("error", timeout=5)
+        # The request was still reported, and its kept-alive connection serves the next one.
+        async with client.get(f"{proxy.url}/next") as response:
+            assert response.status == 200
+        await events.wait_for(lambda log: len(log.of("request")) == 2, timeout=5)
+    finally:
+        await proxy.close()
+    assert error.task == "proxy task 'report request'"  # type: ignore[attr-defined]
+    assert error.message.startswith(  # type: ignore[attr-defined]
+        "proxy task 'report request' stopped on an unexpected error: RuntimeError (raised at "
+    )

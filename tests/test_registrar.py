@@ -238,3 +238,45 @@ async def test_a_host_that_refuses_our_credentials_is_never_in_the_ledger(
     await registrar.close(5)
     assert fake_upm.uninstalls == []
     assert events.names() == ["registering", "registration_failed"]
+
+
+async def test_a_crashed_worker_is_reported_restarted_and_installs_what_was_asked(
+    fake_upm: FakeUpm, ledger: Ledger, events: EventLog
+) -> None:
+    ledger.record(new_entry("h1", HOST.base_url, "admin", "left-by-a-crash"))
+    calls = 0
+
+    async def preflight_crashing_on_the_second_install(_target: Target) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("a bug in the preflight")
+
+    registrar = HostRegistrar(
+        HOST,
+        fake_upm,  # type: ignore[arg-type]
+        ledger,
+        events,
+        settle=0.0,
+        preflight=preflight_crashing_on_the_second_install,
+    )
+    registrar.start(recover=True)
+    registrar.request(target(1), "startup")
+    await events.wait_event("registered", timeout=5)
+    registrar.request(target(2), "descriptor_changed")
+    await events.wait_event("error")
+    await events.wait_for(lambda log: len(log.of("registered")) == 2, timeout=5)
+    # Recovery ran once, at start: after the crash this run's own install (in the ledger
+    # too) was not taken for a leftover and uninstalled, and the asked revision installed.
+    assert fake_upm.uninstalls == ["left-by-a-crash"]
+    assert registrar.installed == target(2)
+    assert [e.name for e in events.events] == [
+        "deregistered",
+        "registering",
+        "registered",
+        "registering",
+        "error",
+        "registering",
+        "registered",
+    ]
+    await registrar.close(5)

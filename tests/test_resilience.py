@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,10 +25,16 @@ from connect_devloop.host import run_host
 from connect_devloop.tasks import keep_running
 
 from .conftest import descriptor_text, eventually
-from .e2e import Process, host_toml, recording_addon, running_up, save, write_config
-from .keyrings import REPO_ROOT, subprocess_keyring_env
-
-CONNECT_DEV = [sys.executable, "-m", "connect_devloop"]
+from .e2e import (
+    Process,
+    connect_dev_up,
+    host_toml,
+    recording_addon,
+    running_up,
+    save,
+    write_config,
+)
+from .keyrings import subprocess_keyring_env
 
 # Saves that once made the parser or validator raise something else than DescriptorError, or
 # that are hostile in shape, size, depth or encoding. Each must be reported as invalid.
@@ -64,7 +70,12 @@ def test_keep_running_reports_each_crash_and_restarts() -> None:
     assert [type(event) for event in reported] == [Error, Error]
     first = reported[0]
     assert first.task == "flaky task"
-    assert first.message == "flaky task stopped on an unexpected error: RuntimeError: crash 1"
+    assert re.fullmatch(
+        r"flaky task stopped on an unexpected error: RuntimeError "
+        r"\(raised at test_resilience\.py:\d+\)",
+        first.message,
+    )
+    assert "crash 1" not in first.message  # an error's text may quote a secret
     assert "It restarts in 0.01 s" in first.hint
     assert "restarts in 0.02 s" in reported[1].hint
 
@@ -88,7 +99,9 @@ async def test_a_crash_inside_the_watch_is_reported_and_the_watch_restarts(
         async with running_up(config) as up:
             error = await up.events.wait_event("error", timeout=10)
             assert error.task == "descriptor watcher"  # type: ignore[attr-defined]
-            assert "RuntimeError: the watch broke" in error.message  # type: ignore[attr-defined]
+            assert error.message.startswith(  # type: ignore[attr-defined]
+                "descriptor watcher stopped on an unexpected error: RuntimeError (raised at "
+            )
             await asyncio.sleep(0.8)  # the restart pause, then the watch is back
             save(project / "atlassian-connect.json", descriptor_text(name="After the crash"))
             await eventually(lambda: len(jira.record.installs) == 2)
@@ -123,28 +136,11 @@ async def test_a_validator_bug_costs_the_save_not_the_watch(
 
 
 @contextlib.asynccontextmanager
-async def connect_dev_up(project: Path, tmp_path: Path) -> AsyncIterator[Process]:
-    """`connect-dev up --no-tui --log-format json` as a subprocess in ``project``."""
-    process = Process(
-        await asyncio.create_subprocess_exec(
-            *CONNECT_DEV,
-            "up",
-            "--log-format",
-            "json",
-            "--config",
-            str(project / "connect-dev.toml"),
-            cwd=REPO_ROOT,
-            env=subprocess_keyring_env(tmp_path / "keyring.json"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    )
-    process.start_reading()
-    try:
+async def up_in(project: Path, tmp_path: Path) -> AsyncIterator[Process]:
+    """`connect-dev up` for ``project``, with a keyring of its own."""
+    env = subprocess_keyring_env(tmp_path / "keyring.json")
+    async with connect_dev_up(project / "connect-dev.toml", env) as process:
         yield process
-    finally:
-        await process.stop()
 
 
 @pytest.mark.timeout(120)
@@ -154,7 +150,7 @@ async def test_hostile_saves_during_up_are_reported_and_the_next_good_save_insta
     descriptor = project / "atlassian-connect.json"
     async with recording_addon() as addon, run_host() as jira:
         write_config(project, addon.url, [host_toml("jira", jira.base_url)])
-        async with connect_dev_up(project, tmp_path) as up:
+        async with up_in(project, tmp_path) as up:
             await up.wait_event("ready")
             for number, hostile in enumerate(HOSTILE_SAVES, start=1):
                 descriptor.write_bytes(hostile)
@@ -184,7 +180,7 @@ async def test_a_symlinked_descriptor_outside_the_project_is_followed(
     link.symlink_to(target)
     async with recording_addon() as addon, run_host() as jira:
         write_config(project, addon.url, [host_toml("jira", jira.base_url)])
-        async with connect_dev_up(project, tmp_path) as up:
+        async with up_in(project, tmp_path) as up:
             await up.wait_event("ready")
             save(target, descriptor_text(name="Edited through the link"))
             await eventually(lambda: len(jira.record.installs) == 2, timeout=20)
@@ -218,7 +214,7 @@ async def test_a_host_that_never_answers_holds_up_nothing(
             addon.url,
             [host_toml("jira", jira.base_url), host_toml("silent", blackhole)],
         )
-        async with connect_dev_up(project, tmp_path) as up:
+        async with up_in(project, tmp_path) as up:
             registered = await up.wait_event("registered", host="jira", timeout=20)
             silent = await up.wait_event("host_answering", host="silent", timeout=20)
             # The healthy host did not wait for the silent one.
@@ -248,6 +244,6 @@ async def test_ready_with_nothing_installed_says_what_it_waits_for(
 ) -> None:
     async with recording_addon() as addon, run_host(dev_mode=False) as jira:
         write_config(project, addon.url, [host_toml("jira", jira.base_url)])
-        async with connect_dev_up(project, tmp_path) as up:
+        async with up_in(project, tmp_path) as up:
             ready = await up.wait_event("ready")
     assert (ready["installed"], ready["hosts"], ready["waiting"]) == (0, 1, [])

@@ -17,7 +17,6 @@ import re
 import signal
 import socket
 import struct
-import sys
 import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,10 +26,9 @@ import pytest
 from connect_devloop.host import run_host
 from connect_devloop.ledger import Ledger
 
-from .e2e import host_toml, recording_addon, write_config
+from .e2e import CONNECT_DEV, host_toml, recording_addon, write_config
 from .test_tui_terminal import Terminal
 
-CONNECT_DEV = [sys.executable, "-m", "connect_devloop"]
 SIGNALS = [signal.SIGINT, signal.SIGTERM]
 
 

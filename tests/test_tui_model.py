@@ -202,6 +202,25 @@ def test_tenants_come_from_lifecycle_events() -> None:
     assert not tenants["jira"].active
 
 
+@pytest.mark.parametrize(
+    ("addon_status", "addon_error", "active"),
+    [(204, "", True), (0, "", True), (500, "", False), (502, "connection refused", False)],
+)
+def test_an_installed_callback_the_addon_did_not_accept_is_no_tenant(
+    addon_status: int, addon_error: str, active: bool
+) -> None:
+    lifecycle = Lifecycle(
+        ts=TS,
+        host="jira",
+        event="installed",
+        client_key="ck",
+        verified=True,
+        addon_status=addon_status,
+        addon_error=addon_error,
+    )
+    assert track_tenants({}, lifecycle)["jira"].active is active
+
+
 def test_teardown_progress_per_host() -> None:
     state = State.initial(["a", "b", "c"])
     outcomes = track_teardown({}, Deregistered(ts=TS, host="a", key="k"))

@@ -183,7 +183,7 @@ path = "/usr/bin/ssh"
             "[tunnel.ngrok]\nauthtoken_env = '2abc-token'\n",
             2,
             "tunnel.ngrok.authtoken_env",
-            "'2abc-token' is not an environment variable name",
+            "the value (10 characters) is not an environment variable name",
             "Name the variable (e.g. NGROK_AUTHTOKEN), not the authtoken itself.",
         ),
         (

@@ -35,8 +35,15 @@ class Tenant:
     addon_error: str = ""  # why it did not answer, when it did not
 
     @property
+    def accepted(self) -> bool:
+        """The add-on took the callback (2xx), or what it answered is not known."""
+        return not self.addon_error and (self.addon_status == 0 or 200 <= self.addon_status < 300)
+
+    @property
     def active(self) -> bool:
-        return self.event != "uninstalled"
+        """The host has the add-on for this tenant: not uninstalled, and an `installed` the
+        add-on did not accept installed nothing."""
+        return self.event != "uninstalled" and self.accepted
 
 
 def track_tenants(tenants: Mapping[str, Tenant], event: Event) -> Mapping[str, Tenant]:

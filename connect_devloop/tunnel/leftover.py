@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from ..errors import DevloopError
-from ..ledger import ensure_state_dir
+from ..ledger import StateFileError, ensure_state_dir, read_state_json
 
 __all__ = ["ProcessFile"]
 
@@ -66,14 +66,19 @@ class ProcessFile:
         """Stop the recorded process if it still runs with the recorded command line; return
         its pid when one was stopped."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = read_state_json(self.path)
+            if data is None:
+                return None
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, found {type(data).__name__}")
             pid, digest = int(data["pid"]), str(data["command_sha256"])
             private_dir = data.get("private_dir")
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (StateFileError, ValueError, KeyError, TypeError, OverflowError) as exc:
+            # Only a pointer to a process to stop (no install state): one we cannot use is
+            # dropped, so it is not reported again.
             logger.warning("ignoring unreadable %s: %s", self.path, exc)
-            self.clear()
+            with contextlib.suppress(OSError):
+                self.clear()
             return None
         command = _command_line(pid)
         stopped = None

@@ -533,6 +533,7 @@ def explain_install_timeout(
             f"{host.base_url} did not accept the install of {plugin_uri} within {seconds:g} s",
             hint="The host answers too slowly; check it is healthy, then save the descriptor "
             "again to retry.",
+            retry=False,
         )
     state = f" (last state: {progress.state})" if progress.state else ""
     if progress.state == "downloading":
@@ -550,4 +551,5 @@ def explain_install_timeout(
         f"({host.base_url}, task {progress.task_url or 'unknown'})",
         hint=f"{stuck} The install may still finish: check {host.manage_apps_url}. "
         "Save the descriptor again to retry.",
+        retry=False,
     )
