@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,9 +116,13 @@ class FakeUpm:
     uninstall_hangs: bool = False
     key_for_uri: Callable[[str], str] = lambda uri: "test-addon"
     enabled: bool = True
+    silent_until: asyncio.Event | None = None  # the host says nothing until this is set
+    last_reply_at: float | None = None  # as UpmClient: when the host last answered
 
     async def check_dev_mode(self) -> None:
-        return None
+        if self.silent_until is not None:
+            await self.silent_until.wait()
+        self.last_reply_at = time.monotonic()
 
     async def install(
         self, plugin_uri: str, *, before_post: Callable[[], None] | None = None

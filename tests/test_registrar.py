@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connect_devloop.config import HostConfig
-from connect_devloop.errors import AuthenticationError, CredentialsError
+from connect_devloop.errors import AuthenticationError, CredentialsError, HostUnreachableError
 from connect_devloop.events import Deregistered, DeregistrationFailed, Registered
 from connect_devloop.ledger import Ledger, new_entry
 from connect_devloop.registrar import HostRegistrar, Target
@@ -279,4 +279,51 @@ async def test_a_crashed_worker_is_reported_restarted_and_installs_what_was_aske
         "registering",
         "registered",
     ]
+    await registrar.close(5)
+
+
+async def test_a_silent_host_is_reported_and_then_said_to_answer_again(
+    fake_upm: FakeUpm, ledger: Ledger, events: EventLog
+) -> None:
+    fake_upm.silent_until = asyncio.Event()
+    registrar = make(fake_upm, ledger, events, settle=0.0, silence=0.05)
+    registrar.request(target(1), "startup")
+    silent = await events.wait_event("host_answering")
+    assert silent.answering is False  # type: ignore[attr-defined]
+    assert silent.seconds >= 0.05  # type: ignore[attr-defined]
+    assert registrar.silent_for() is not None
+    fake_upm.silent_until.set()
+    await asyncio.wait_for(registrar.wait_idle(), 5)
+    answering = events.of("host_answering")[-1]
+    assert answering.answering is True  # type: ignore[attr-defined]
+    assert events.names() == ["registering", "host_answering", "host_answering", "registered"]
+    assert registrar.silent_for() is None
+    await registrar.close(5)
+
+
+async def test_an_unreachable_host_is_tried_again_until_it_answers(
+    fake_upm: FakeUpm, ledger: Ledger, events: EventLog
+) -> None:
+    fake_upm.install_error = HostUnreachableError("connection refused", hint="Start it.")
+    registrar = make(fake_upm, ledger, events, settle=0.0, retry_first=0.05)
+    registrar.request(target(1), "startup")
+    failed = await events.wait_event("registration_failed")
+    assert failed.hint == "Start it. connect-dev tries again in 0.05 s."  # type: ignore[attr-defined]
+    await events.wait_for(lambda log: len(log.of("registration_failed")) == 2, timeout=5)
+    assert "tries again in 0.1 s" in events.of("registration_failed")[1].hint  # type: ignore[attr-defined]
+    fake_upm.install_error = None
+    await events.wait_event("registered", timeout=5)
+    assert [e.reason for e in events.of("registering")][1:] == ["retry"] * 2  # type: ignore[attr-defined]
+    await registrar.close(5)
+
+
+async def test_an_install_the_host_did_not_finish_is_not_retried(
+    fake_upm: FakeUpm, ledger: Ledger, events: EventLog
+) -> None:
+    fake_upm.install_error = HostUnreachableError("still installing", retry=False)
+    registrar = make(fake_upm, ledger, events, settle=0.0, retry_first=0.01)
+    registrar.request(target(1), "startup")
+    await events.wait_event("registration_failed")
+    await asyncio.sleep(0.1)
+    assert events.names() == ["registering", "registration_failed"]
     await registrar.close(5)
