@@ -293,14 +293,13 @@ class Supervisor:
                 self._on_saved(saved)
 
     def _on_unreadable(self, reason: str) -> None:
-        """The descriptor path has no readable file now; the last good revision stays."""
+        """The descriptor path has no readable file now; the last good revision stays (the
+        event's ``kept_digest`` names it, and every view says it stays installed)."""
         self._last_seen = None  # the same bytes coming back are a save to report
-        path = str(self.config.descriptor_path)
-        kept = "; the last good revision stays installed" if self._revision is not None else ""
         self._report_invalid(
             DescriptorError(
-                path,
-                [Problem("$", f"{reason}{kept}")],
+                str(self.config.descriptor_path),
+                [Problem("$", reason)],
                 hint="Restore the file (or fix `descriptor` in connect-dev.toml and restart); "
                 "the next good save installs.",
             )
