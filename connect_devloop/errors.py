@@ -166,16 +166,8 @@ class HostUnreachableError(UpmError):
     when trying again at once cannot help (an install the host accepted but did not finish:
     it waits on the add-on, not on the network)."""
 
-    def __init__(
-        self,
-        message: str,
-        hint: str | None = None,
-        *,
-        status: int | None = None,
-        sub_code: str | None = None,
-        retry: bool = True,
-    ) -> None:
-        super().__init__(message, hint, status=status, sub_code=sub_code)
+    def __init__(self, message: str, hint: str | None = None, *, retry: bool = True) -> None:
+        super().__init__(message, hint)
         self.retry = retry
 
 

@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
-import pty
 import re
 import signal
 import socket
-import struct
-import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,7 +22,7 @@ from connect_devloop.host import run_host
 from connect_devloop.ledger import Ledger
 
 from .e2e import CONNECT_DEV, host_toml, recording_addon, write_config
-from .test_tui_terminal import Terminal
+from .test_tui_terminal import demo_on_a_terminal
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM]
 
@@ -144,34 +139,10 @@ async def test_the_dashboard_uninstalls_on_the_signal_and_exits_zero(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
     """`kill -TERM` (or a SIGINT not typed on its terminal) reaches the dashboard too."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    process = await asyncio.create_subprocess_exec(
-        *CONNECT_DEV,
-        "demo",
-        "--dir",
-        str(tmp_path),
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env={**os.environ, "TERM": "xterm-256color"},
-        start_new_session=True,
-        preexec_fn=ignore_stop_signals,
-    )
-    os.close(slave)
-    terminal = Terminal(process, master)
-    asyncio.get_running_loop().add_reader(master, terminal.on_readable)
-    try:
+    async with demo_on_a_terminal(tmp_path, preexec_fn=ignore_stop_signals) as terminal:
         await terminal.wait_for("● ready")
-        process.send_signal(signum)
+        terminal.process.send_signal(signum)
         assert await terminal.exit_code() == 0, terminal.text()
         await terminal.wait_for("stopped")
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        if not terminal.closed:
-            asyncio.get_running_loop().remove_reader(master)
-        os.close(master)
     assert "uninstalled connect-devloop-demo" in terminal.text()
     assert Ledger(tmp_path / ".connect-dev" / "ledger.json").entries() == []

@@ -11,7 +11,7 @@ import pty
 import struct
 import sys
 import termios
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +56,10 @@ class Terminal:
 
 
 @contextlib.asynccontextmanager
-async def demo_on_a_terminal(directory: Path) -> AsyncIterator[Terminal]:
+async def demo_on_a_terminal(
+    directory: Path, *, preexec_fn: Callable[[], None] | None = None
+) -> AsyncIterator[Terminal]:
+    """`connect-dev demo` on a 120x40 pseudo-terminal (``preexec_fn`` runs in the child)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     process = await asyncio.create_subprocess_exec(
@@ -71,6 +74,7 @@ async def demo_on_a_terminal(directory: Path) -> AsyncIterator[Terminal]:
         stderr=slave,
         env={**os.environ, "TERM": "xterm-256color"},
         start_new_session=True,
+        preexec_fn=preexec_fn,
     )
     os.close(slave)
     terminal = Terminal(process, master)
