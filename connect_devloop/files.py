@@ -193,10 +193,15 @@ def _kind(mode: int) -> str:
 
 def _size(count: int) -> str:
     if count >= 1000 * 1000:
-        return f"{count / 1e6:g} MB"
+        return f"{_three_digits(count / 1e6)} MB"
     if count >= 1000:
-        return f"{count / 1e3:g} kB"
+        return f"{_three_digits(count / 1e3)} kB"
     return f"{count} bytes"
+
+
+def _three_digits(value: float) -> str:
+    """52.4, 5, 2000: enough to recognise a size, never 52.4288 or 2e+03."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
 class NotUtf8Error(Exception):
