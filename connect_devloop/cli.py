@@ -264,10 +264,13 @@ def attach_log(bus: EventBus, stream: TextIO, log_format: str | None, no_tui: bo
     from .render import JsonLinesRenderer, TextRenderer
 
     del no_tui  # the caller chose the log already; kept for callers' signatures
+    # Buffered: a flood of requests costs one write and flush per turn of the event loop, not
+    # per line. Lines still reach the stream within that turn, and render.flush_all() writes
+    # what is held whenever the run ends (see run_until_signalled, install_signal_handlers).
     if log_format == "json":
-        bus.subscribe(JsonLinesRenderer(stream))
+        bus.subscribe(JsonLinesRenderer(stream, buffered=True))
     else:
-        bus.subscribe(TextRenderer(stream))
+        bus.subscribe(TextRenderer(stream, buffered=True))
 
 
 def make_supervisor(config: Config, bus: EventBus) -> Supervisor:
@@ -307,9 +310,16 @@ def make_supervisor(config: Config, bus: EventBus) -> Supervisor:
 async def run_until_signalled(config: Config, bus: EventBus) -> int:
     import asyncio
 
+    from .render import flush_all
+
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    return await make_supervisor(config, bus).run(stop)
+    try:
+        return await make_supervisor(config, bus).run(stop)
+    finally:
+        # The last lines (teardown, `stopped`, or those before a crash) are out before the
+        # loop closes and before any traceback on stderr.
+        flush_all()
 
 
 def install_signal_handlers(
@@ -345,10 +355,15 @@ def install_signal_handlers(
 
 
 def _say(message: str) -> None:
-    """A line on stderr that may fail (closed pipe) without consequence."""
+    """A line on stderr that may fail (closed pipe) without consequence. The log lines held
+    in buffers go first: every line emitted before it is out, even before an ``os._exit``."""
+    from .render import flush_all
+
+    flush_all()  # never raises: a closed pipe only ends the log
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
     with contextlib.suppress(OSError, ValueError):
         print(message, file=sys.stderr, flush=True)
-        sys.stdout.flush()
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -47,8 +47,24 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as its JSON-lines object: ``ts`` and ``event`` first, then the fields."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "ts"}
-        return {"ts": round(self.ts, 3), "event": self.name, **fields}
+        data: dict[str, Any] = {"ts": round(self.ts, 3), "event": self.name}
+        values = self.__dict__
+        for name in _field_names(type(self)):
+            data[name] = values[name]
+        return data
+
+
+# Event class -> its field names but ``ts``, in order: ``dataclasses.fields()`` rebuilds that
+# tuple on every call, and ``to_dict`` runs for every line of the JSON log.
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "ts")
+        _FIELD_NAMES[cls] = names
+    return names
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,14 +249,23 @@ class EventBus:
     """
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        # Replaced, never changed in place: ``emit`` (once per proxied request) iterates it
+        # without a copy, and a subscriber that subscribes or leaves during an event does not
+        # change who gets that event.
+        self._subscribers: tuple[Subscriber, ...] = ()
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber)
+        self._subscribers = (*self._subscribers, subscriber)
+
+        def unsubscribe() -> None:
+            subscribers = list(self._subscribers)
+            subscribers.remove(subscriber)
+            self._subscribers = tuple(subscribers)
+
+        return unsubscribe
 
     def emit(self, event: Event) -> None:
-        for subscriber in list(self._subscribers):
+        for subscriber in self._subscribers:
             try:
                 subscriber(event)
             except Exception:

@@ -50,6 +50,8 @@ DESCRIPTOR_PATH = "/atlassian-connect.json"
 # Content-Length up to MAX_INSPECTED_BODY (1 MiB); others are forwarded uninspected.
 __all__ += ["MAX_INSPECTED_BODY"]
 INSPECTION_TIMEOUT_SECONDS = 5.0
+# How long ``callbacks_reported`` waits for the inspector's reports of lifecycle callbacks.
+CALLBACK_REPORT_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,9 @@ class Proxy:
         self._revision: Revision | None = None
         self._public_url = ""
         self._answers: dict[asyncio.Task[dict[str, Any] | None], asyncio.Future[AddonAnswer]] = {}
+        # Inspections of lifecycle callbacks (the requests whose body the inspector asked for)
+        # that have not ended: their ``lifecycle`` events are still to come.
+        self._callbacks: set[asyncio.Task[dict[str, Any] | None]] = set()
         self.last_failure: AddonFailure | None = None
         self.url = ""
 
@@ -248,7 +253,18 @@ class Proxy:
         task = asyncio.create_task(self._inspector.inspect(seen), name="inspect request")
         self._answers[task] = answer
         task.add_done_callback(self._forget_answer)
+        if body is not None:
+            self._callbacks.add(task)
+            task.add_done_callback(self._callbacks.discard)
         return task
+
+    async def callbacks_reported(self) -> None:
+        """Wait (CALLBACK_REPORT_WAIT_SECONDS at most) until the inspector has reported every
+        lifecycle callback this proxy has received so far. A host calls ``installed`` before it
+        finishes the install: the registrar waits for this before it reports the install, so
+        that a host's ``lifecycle`` line comes before its ``registered`` line."""
+        if self._callbacks:
+            await asyncio.wait(list(self._callbacks), timeout=CALLBACK_REPORT_WAIT_SECONDS)
 
     def _forget_answer(self, task: asyncio.Task[dict[str, Any] | None]) -> None:
         answer = self._answers.pop(task, None)

@@ -92,6 +92,7 @@ class HostRegistrar:
         unavailable: DevloopError | None = None,
         preflight: Callable[[Target], Awaitable[None]] | None = None,
         explain_failure: Callable[[DevloopError, float], DevloopError] | None = None,
+        callbacks_reported: Callable[[], Awaitable[None]] | None = None,
         silence: float = DEFAULT_SILENCE_SECONDS,
         retry_first: float = RETRY_FIRST_SECONDS,
     ) -> None:
@@ -101,12 +102,15 @@ class HostRegistrar:
         and the host is not called (the supervisor checks that the tunnel serves the
         descriptor). ``explain_failure(error, started)`` may reword an install failure with
         what the proxy saw since ``started`` (``time.monotonic()``), e.g. that the add-on
-        server did not answer the installed callback."""
+        server did not answer the installed callback. ``callbacks_reported()`` is awaited
+        before an install's or uninstall's outcome is reported: the events of the lifecycle
+        callbacks the host made meanwhile come first (the proxy waits, bounded, for them)."""
         self.host = host
         self._client = client
         self._unavailable = unavailable
         self._preflight = preflight
         self._explain_failure = explain_failure
+        self._callbacks_reported = callbacks_reported
         self._ledger = ledger
         self._emit = emit
         self._settle = settle
@@ -280,10 +284,10 @@ class HostRegistrar:
                 return
         started = time.monotonic()
 
-        def record_in_ledger() -> None:
-            # Right before the POST: if we die mid-install the next run still cleans up, and a
-            # host that never accepted our credentials is never listed.
-            self._ledger.record(
+        async def record_in_ledger() -> None:
+            # Right before the POST, and on disk before it: if we die mid-install the next run
+            # still cleans up, and a host that never accepted our credentials is never listed.
+            await self._ledger.write_record(
                 new_entry(self.host.name, self.host.base_url, self.host.username, target.key)
             )
             self._posted = True
@@ -307,6 +311,7 @@ class HostRegistrar:
                 return
             if self._explain_failure is not None:
                 exc = self._explain_failure(exc, started)
+            await self._after_callbacks()
             self._emit(RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
             return
         except Exception as exc:  # a bug must not kill the worker of this host
@@ -321,11 +326,13 @@ class HostRegistrar:
             return
         self._installed = target
         self._retry_delay = self._retry_first
+        duration_ms = round((time.monotonic() - started) * 1000)
+        await self._after_callbacks()
         self._emit(
             Registered(
                 host=self.host.name,
                 key=plugin.key,
-                duration_ms=round((time.monotonic() - started) * 1000),
+                duration_ms=duration_ms,
                 digest=target.digest,
                 enabled=plugin.enabled,
             )
@@ -335,6 +342,10 @@ class HostRegistrar:
                 "%s installed key %s, expected %s", self.host.name, plugin.key, target.key
             )
         await self._remove_other_keys(target.key)
+
+    async def _after_callbacks(self) -> None:
+        if self._callbacks_reported is not None:
+            await self._callbacks_reported()
 
     async def _remove_other_keys(self, current_key: str) -> None:
         """After the add-on key was renamed in the descriptor, the old key is still installed."""
@@ -415,7 +426,7 @@ class HostRegistrar:
             )
             return False
         try:
-            self._ledger.remove(self.host.base_url, key)
+            await self._ledger.write_removal(self.host.base_url, key)
         except LedgerError as exc:
             self._emit(
                 DeregistrationFailed(host=self.host.name, key=key, error=exc.message, hint=exc.hint)
@@ -423,6 +434,7 @@ class HostRegistrar:
             return False
         if self._installed is not None and self._installed.key == key:
             self._installed = None
+        await self._after_callbacks()
         self._emit(
             Deregistered(host=self.host.name, key=key, reason=reason, was_installed=was_installed)
         )

@@ -48,6 +48,9 @@ __all__ = ["Supervisor", "run_down"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEARDOWN_SECONDS = 10.0
+# An invalid read of the descriptor is reported only if no other change follows within this
+# time (a save caught half written by the watcher, which acts on the first change it sees).
+INVALID_CONFIRM_SECONDS = 0.05
 # How often `ready` looks again at hosts still installing (for one that fell silent).
 _READY_RECHECK_SECONDS = 0.25
 
@@ -79,6 +82,7 @@ class Supervisor:
         self._inspector = inspector
         self._revision: descriptors.Revision | None = None
         self._last_seen: bytes | None = None  # the descriptor's bytes as last read, valid or not
+        self._pending_invalid: asyncio.TimerHandle | None = None
         self._public_url = ""
         self._registrars: list[HostRegistrar] = []
         self.proxy: Proxy | None = None
@@ -116,6 +120,7 @@ class Supervisor:
                 self._password_sources,
                 preflight=self._preflight,
                 explain_failure=self._explain_install_failure,
+                callbacks_reported=self._callbacks_reported,
                 silence=self._silence,
             )
             for host in self.config.hosts
@@ -174,6 +179,7 @@ class Supervisor:
             watch_stop.set()
             if watch_task is not None:
                 await _cancel(watch_task)
+            self._cancel_pending_invalid()
             clean = await self._teardown(keeper)
         return 0 if clean else 1
 
@@ -257,6 +263,11 @@ class Supervisor:
         # The proxy knows why the add-on gave no answer to the host's installed callback.
         return self.proxy.explain_install_failure(error, since) if self.proxy else error
 
+    async def _callbacks_reported(self) -> None:
+        # The host's lifecycle callbacks came before its answer: log them first.
+        if self.proxy is not None:
+            await self.proxy.callbacks_reported()
+
     def _emit_from_proxy(self, event: Event) -> None:
         # The tunnel keeper's probes are not the add-on's traffic: keep them out of the log.
         if isinstance(event, RequestServed) and is_probe_path(event.path):
@@ -295,6 +306,7 @@ class Supervisor:
     def _on_unreadable(self, reason: str) -> None:
         """The descriptor path has no readable file now; the last good revision stays (the
         event's ``kept_digest`` names it, and every view says it stays installed)."""
+        self._cancel_pending_invalid()
         self._last_seen = None  # the same bytes coming back are a save to report
         self._report_invalid(
             DescriptorError(
@@ -305,17 +317,25 @@ class Supervisor:
             )
         )
 
-    def _on_saved(self, raw: bytes) -> None:
+    def _on_saved(self, raw: bytes, *, confirm: bool = True) -> None:
         """A new version of the descriptor's bytes: report it, serve it and install it if valid;
         an invalid one is reported and the last good revision stays served and installed.
         ``_last_seen`` is set once the save is handled: a watch restarted after a crash here
         reads the same bytes again and retries them."""
+        self._cancel_pending_invalid()
         path = self.config.descriptor_path
         try:
             revision = descriptors.parse(raw, path=str(path))
         except DescriptorError as exc:
             self._last_seen = raw
-            self._report_invalid(exc)
+            if confirm:
+                # The watcher acts on the first change it sees; an editor that truncates,
+                # then writes, can show it half written. Said only if nothing follows soon.
+                self._pending_invalid = asyncio.get_running_loop().call_later(
+                    INVALID_CONFIRM_SECONDS, self._report_invalid, exc
+                )
+            else:
+                self._report_invalid(exc)
             return
         except Exception as exc:
             self._last_seen = raw
@@ -347,7 +367,12 @@ class Supervisor:
         except InputFileError as exc:
             self._on_unreadable("file was removed" if exc.missing else exc.reason)
             return
-        self._on_saved(raw)
+        self._on_saved(raw, confirm=False)
+
+    def _cancel_pending_invalid(self) -> None:
+        if self._pending_invalid is not None:
+            self._pending_invalid.cancel()
+            self._pending_invalid = None
 
     async def uninstall(self, host: str) -> bool:
         """Uninstall from one host now (the dashboard's `d`). A later save or `reinstall`
@@ -379,6 +404,7 @@ def _registrar(
     *,
     preflight: Callable[[Target], Awaitable[None]] | None = None,
     explain_failure: Callable[[DevloopError, float], DevloopError] | None = None,
+    callbacks_reported: Callable[[], Awaitable[None]] | None = None,
     silence: float = DEFAULT_SILENCE_SECONDS,
 ) -> HostRegistrar:
     try:
@@ -394,6 +420,7 @@ def _registrar(
         settle=settle,
         preflight=preflight,
         explain_failure=explain_failure,
+        callbacks_reported=callbacks_reported,
         silence=silence,
     )
 

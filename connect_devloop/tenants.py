@@ -21,14 +21,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .credentials import Secret
 from .errors import DevloopError
 from .keychain import Keychain, KeychainError, SystemKeychain, tenant_account
-from .ledger import StateFileError, ensure_state_dir, json_type, read_state_json
+from .ledger import (
+    StateFileError,
+    UnchangedFile,
+    ensure_state_dir,
+    json_type,
+    read_state_json,
+)
 
 __all__ = ["SECRETS_FILE_NAME", "TENANTS_FILE_NAME", "Tenant", "TenantError", "TenantStore"]
 
@@ -81,6 +87,10 @@ class TenantStore:
         self.secrets_path = directory / SECRETS_FILE_NAME
         self._keychain: Keychain = keychain if keychain is not None else SystemKeychain()
         self._lock = threading.Lock()
+        # Parsed once per change on disk: `up` reads the index for every proxied JWT and
+        # every install, and at 100 hosts re-parsing it each time was a third of the CPU.
+        self._index: UnchangedFile[list[Tenant]] = UnchangedFile(self.path)
+        self._secrets: UnchangedFile[dict[str, str]] = UnchangedFile(self.secrets_path)
         # Why the last secret went to the file instead of the keychain, if it did.
         self.keychain_problem: KeychainError | None = None
 
@@ -88,6 +98,14 @@ class TenantStore:
 
     def tenants(self) -> list[Tenant]:
         """Every stored tenant, most recently installed first."""
+        cached = self._index.get()
+        if cached is not None:
+            return list(cached)
+        tenants = self._read_tenants()
+        self._index.put(tenants)
+        return list(tenants)
+
+    def _read_tenants(self) -> list[Tenant]:
         data = _read_json(self.path, _INDEX_DAMAGED)
         entries = data.get("tenants", [])
         if not isinstance(entries, list):
@@ -222,7 +240,7 @@ class TenantStore:
             return replace(tenant, secret_in=IN_KEYCHAIN)
         secrets = self._file_secrets()
         secrets[_file_key(tenant)] = secret.reveal()
-        _write_json(self.secrets_path, {"version": _FORMAT_VERSION, "secrets": secrets})
+        self._write_secrets(secrets)
         return replace(tenant, secret_in=IN_FILE)
 
     def _delete_secret(self, tenant: Tenant) -> None:
@@ -234,6 +252,15 @@ class TenantStore:
         self._drop_file_secret(tenant)
 
     def _file_secrets(self) -> dict[str, str]:
+        """The secrets kept in the 0600 file, as a copy the caller may change."""
+        cached = self._secrets.get()
+        if cached is not None:
+            return dict(cached)
+        secrets = self._read_file_secrets()
+        self._secrets.put(secrets)
+        return dict(secrets)
+
+    def _read_file_secrets(self) -> dict[str, str]:
         data = _read_json(self.secrets_path, _SECRETS_DAMAGED)
         secrets = data.get("secrets", {})
         if not isinstance(secrets, dict):
@@ -254,13 +281,19 @@ class TenantStore:
     def _drop_file_secret(self, tenant: Tenant) -> None:
         secrets = self._file_secrets()
         if secrets.pop(_file_key(tenant), None) is not None:
-            _write_json(self.secrets_path, {"version": _FORMAT_VERSION, "secrets": secrets})
+            self._write_secrets(secrets)
+
+    def _write_secrets(self, secrets: dict[str, str]) -> None:
+        _write_json(self.secrets_path, {"version": _FORMAT_VERSION, "secrets": secrets})
+        self._secrets.put(dict(secrets))
 
     def _write_index(self, tenants: Sequence[Tenant]) -> None:
         _write_json(
             self.path,
-            {"version": _FORMAT_VERSION, "tenants": [asdict(t) for t in tenants]},
+            # vars(), not asdict(): the fields are plain values, and asdict deep-copies each.
+            {"version": _FORMAT_VERSION, "tenants": [dict(vars(t)) for t in tenants]},
         )
+        self._index.put(sorted(tenants, key=lambda t: t.installed_at, reverse=True))
 
 
 def _file_key(tenant: Tenant) -> str:

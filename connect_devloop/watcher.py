@@ -18,8 +18,12 @@ What the user points at is what is watched:
   file away before writing the new one) is reported as ``Unreadable``, once, and so is a path
   that is no longer a readable regular file (``files.read_input_file``).
 
-``step`` is the quiet gap watchfiles waits for before yielding (it sets the latency, ~20 ms here);
-``debounce`` caps how long one batch may grow. Coalescing of bursts is the registrar's job, so
+``step`` is the quiet gap watchfiles waits for before yielding, and how often its thread wakes:
+it sets both the latency and the idle cost. Measured here (write → yield, median of 20; idle
+CPU over 3 s): 10 ms gives 13.4 ms and 0.4 %, 3 ms gives 5.6 ms and 0.7 %, 1 ms gives 2.6 ms
+and 2.1 %. 3 ms it is; a save the short gap catches half written is not reported as invalid
+unless nothing follows (the supervisor's ``INVALID_CONFIRM_SECONDS``). ``debounce`` caps how
+long one batch may grow. Coalescing of bursts is the registrar's job, so
 the watcher reports the first save of a burst immediately instead of waiting it out.
 """
 
@@ -60,7 +64,7 @@ async def watch_file(
     stop_event: asyncio.Event | None = None,
     initial: bytes | None = None,
     debounce_ms: int = 50,
-    step_ms: int = 10,
+    step_ms: int = 3,
     recheck: float = 0.5,
     removal_grace: float = 0.15,
 ) -> AsyncIterator[bytes | Unreadable]:

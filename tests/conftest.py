@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,12 +125,12 @@ class FakeUpm:
         self.last_reply_at = time.monotonic()
 
     async def install(
-        self, plugin_uri: str, *, before_post: Callable[[], None] | None = None
+        self, plugin_uri: str, *, before_post: Callable[[], Awaitable[None]] | None = None
     ) -> PluginInfo:
         if self.credentials_error is not None:
             raise self.credentials_error  # refused before any POST, like a 401 on the token
         if before_post is not None:
-            before_post()
+            await before_post()
         self.installs.append(plugin_uri)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

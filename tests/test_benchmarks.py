@@ -31,29 +31,122 @@ def run(script: str, *args: str) -> str:
     return result.stdout
 
 
-@pytest.mark.parametrize("client", ["lean", "asyncio"])
-def test_the_proxy_benchmark_prints_latency_throughput_and_cpu(client: str) -> None:
-    out = run(
-        "proxy.py", "--requests", "100", "--seconds", "1", "--connections", "4", "--client", client
-    )
-    assert f"load client: {client}" in out
-    assert re.search(r"added by the proxy: median -?[\d.]+ ms, p95 -?[\d.]+ ms", out), out
-    assert re.search(r"direct [\d,]+ req/s, through the proxy [\d,]+ req/s, ratio \d+%", out), out
+PROXY_VARIANTS = [f"up, {log} log to a {to}" for log in ("text", "json") for to in ("file", "pipe")]
+
+
+@pytest.mark.parametrize(
+    "options", [[], ["--client", "lean", "--proxy-class"], ["--client", "asyncio"]]
+)
+def test_the_proxy_benchmark_prints_every_variant(options: list[str]) -> None:
+    out = run("proxy.py", "--requests", "100", "--seconds", "1", "--connections", "4", *options)
+    # wrk and nginx: the figures when installed, else a note saying how to install them.
+    client = options[1] if options else "(wrk|lean)"
     assert re.search(
-        r"CPU per request: the add-on [\d.]+ ms, the proxy [\d.]+ ms .*"
-        r"the load client [\d.]+ ms direct, [\d.]+ ms proxied",
+        rf"^load client: {client}; (wrk \S+, 1 thread|the \w+ client"
+        r"( \(wrk skipped: not installed; apt-get install -y wrk\))?), 4 kept-alive",
         out,
+        re.M,
+    ), out
+    assert "latency: 100 sequential GETs on 1 kept-alive connection per variant" in out, out
+    nginx = re.search(r"^nginx [\d.]+: 1 worker, .* access_log to a file", out, re.M)
+    assert nginx or "nginx: skipped, not installed (apt-get install -y nginx-light)" in out, out
+    under_load = r"; under load: p50 [\d.]+ ms, p99 [\d.]+ ms" if "client: wrk" in out else ""
+    one = r"1 connection: median [\d.]+ ms, p95 [\d.]+ ms"
+    added = r", added -?[\d.]+ ms"
+    assert re.search(
+        rf"^direct: [\d,]+ req/s; {one}{under_load}; CPU per request: the add-on [\d.]+ ms$",
+        out,
+        re.M,
+    ), out
+    versus = r"[\d.]+x nginx's ratio" if nginx else r"vs nginx: n/a \(nginx skipped\)"
+    for name in PROXY_VARIANTS:
+        goals = name == "up, text log to a file"
+        line = re.search(
+            rf"^{re.escape(name)}: [\d,]+ req/s, \d+% of direct"
+            + (r" \[goal >= 65%\]" if goals else "")
+            + f"; {versus}"
+            + (r" \[goal >= 0.85x\]" if goals else "")
+            + f"; {one}{added}"
+            + (r" \[goal < 0.15 ms\]" if goals else "")
+            + rf"{under_load}; CPU per request: the proxy [\d.]+ ms; "
+            r"log: ([\d,]+) lines for ([\d,]+) requests$",
+            out,
+            re.M,
+        )
+        assert line, (name, out)
+        lines, requests = (int(n.replace(",", "")) for n in line.groups())
+        assert lines >= requests, f"{name}: a log line per request, none lost"
+    others = [
+        ("nginx", nginx is not None),
+        ("Proxy class, in-process, no log", "--proxy-class" in options),
+    ]
+    for name, shown in others:
+        line = re.search(
+            rf"^{name}: [\d,]+ req/s, \d+% of direct; {one}{added}{under_load}; ", out, re.M
+        )
+        assert bool(line) == shown, (name, out)
+    assert re.search(
+        r"^load client CPU per request: [\d.]+ ms direct, [\d.]+ ms through ", out, re.M
+    )
+    assert re.search(
+        r"^goals, up --no-tui with a text log to a file: throughput \d+% of direct "
+        rf"\[goal >= 65%: (met|missed)\], ({versus} \[goal >= 0.85x: (met|missed)\]|{versus}), "
+        r"added latency -?[\d.]+ ms \[goal < 0.15 ms: (met|missed)\]$",
+        out,
+        re.M,
     ), out
 
 
 def test_the_loop_benchmark_prints_every_figure() -> None:
-    out = run("loop.py", "--saves", "3", "--hosts", "2", "--runs", "1")
+    out = run("loop.py", "--saves", "3", "--hosts", "1,2", "--runs", "1")
     assert re.search(r"save -> installed \(1 host, 3 lone saves\): median [\d.]+ ms", out), out
     assert "last save installed: yes" in out, out
-    assert re.search(r"start -> ready: 1 host \d+ ms, 2 hosts \d+ ms", out), out
-    assert "installs left behind: 0" in out, out
+    for label in (
+        "start -> ready, installs only \\(first event to ready\\)",
+        "start -> ready, interpreter start included",
+        "SIGINT -> exit",
+    ):
+        assert re.search(rf"{label}: 1 host \d+ ms, 2 hosts \d+ ms; ratio 2/1: [\d.]+", out), out
+    assert "installs left behind after SIGINT: 0" in out, out
     assert re.search(
         r"beside a host that never answers: healthy host installed in \d+ ms \(alone \d+ ms, "
         r"ratio [\d.]+\), ready in \d+ ms, SIGINT -> exit median \d+ ms of 1 runs",
         out,
     ), out
+
+
+@pytest.mark.timeout(420)
+def test_the_ace_benchmark_prints_every_figure_for_both_loops(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """vs_ace.py runs ACE's own loop beside `connect-dev up`. It shares tests/test_ace.py's npm
+    install (the same directory in the pytest cache), so only a first session runs npm."""
+    import shutil
+
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("node and npm are needed to run atlassian-connect-express (CI has them)")
+    cache = getattr(pytestconfig, "cache", None)  # None with -p no:cacheprovider
+    ace_cache = cache.mkdir("ace-11.5.3") if cache is not None else tmp_path_factory.mktemp("ace")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "vs_ace.py"), "--saves", "2", "--ace-cache", ace_cache],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert re.search(
+        r"lone save -> installed \(2 lone saves each\): connect-dev median [\d.]+ ms "
+        r"p95 [\d.]+ ms; ACE median [\d.]+ ms p95 [\d.]+ ms; ratio [\d.]+",
+        out,
+    ), out
+    per_save = r"lone save -> install POSTs per save: connect-dev [\d.]+; ACE [\d.]+"
+    assert re.search(per_save, out), out
+    assert re.search(
+        r"burst of 20 saves 50 ms apart -> install POSTs: connect-dev \d+ \(\d+ completed\); "
+        r"ACE \d+ \(\d+ completed\); ratio [\d.]+",
+        out,
+    ), out
+    assert "burst: last save installed: connect-dev yes; ACE yes" in out, out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import json
@@ -503,3 +504,72 @@ def test_a_lock_that_cannot_be_opened_names_it(lock_path: Path) -> None:
         f"It must be a file you can write (mode 0600) in {lock_path.parent}; remove it if it "
         "is anything else: connect-dev creates it again."
     )
+
+
+def test_entries_are_parsed_again_only_when_the_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connect_devloop.ledger as ledger_module
+
+    path = tmp_path / ".connect-dev" / "ledger.json"
+    writer, reader = Ledger(path), Ledger(path)
+    writer.record(new_entry("a", "http://a", "u", "k"))
+    parses = 0
+    real_parse = ledger_module._parse_entries
+
+    def counting_parse(data: object) -> list[LedgerEntry]:
+        nonlocal parses
+        parses += 1
+        return real_parse(data)
+
+    monkeypatch.setattr(ledger_module, "_parse_entries", counting_parse)
+    assert [e.key for e in reader.entries()] == ["k"]
+    assert [e.key for e in reader.entries()] == ["k"]
+    assert parses == 1  # the second read found the same file
+    writer.record(new_entry("b", "http://b", "u", "k2"))  # another process's atomic write
+    assert [e.key for e in reader.entries()] == ["k", "k2"]
+    assert parses == 2
+    # A hand edit in place (same inode) is seen too.
+    text = path.read_text().replace('"k2"', '"k22"')
+    with path.open("r+", encoding="utf-8") as handle:
+        handle.write(text)
+    assert [e.key for e in reader.entries()] == ["k", "k22"]
+    path.unlink()
+    assert reader.entries() == []
+
+
+async def test_concurrent_changes_are_written_together_and_each_is_durable_on_return(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / ".connect-dev" / "ledger.json"
+    ledger = Ledger(path)
+    writes = 0
+    real_write = Ledger._write
+
+    def counting_write(self: Ledger, entries: list[LedgerEntry]) -> None:
+        nonlocal writes
+        writes += 1
+        real_write(self, entries)
+
+    monkeypatch.setattr(Ledger, "_write", counting_write)
+
+    async def install(n: int) -> None:
+        await ledger.write_record(new_entry(f"h{n}", f"http://h{n}", "u", "k"))
+        # What a crash right now would leave: the entry is on disk before the POST.
+        assert f"http://h{n}" in {e.url for e in Ledger(path).entries()}
+
+    await asyncio.gather(*(install(n) for n in range(50)))
+    assert len(Ledger(path).entries()) == 50
+    assert writes < 50, "concurrent records were not written together"
+    await asyncio.gather(*(ledger.write_removal(f"http://h{n}", "k") for n in range(50)))
+    assert Ledger(path).entries() == []
+
+
+async def test_a_failed_group_write_fails_every_change_in_it(tmp_path: Path) -> None:
+    (tmp_path / ".connect-dev").write_text("not a directory")
+    ledger = Ledger(tmp_path / ".connect-dev" / "ledger.json")
+    results = await asyncio.gather(
+        *(ledger.write_record(new_entry("h", f"http://h{n}", "u", "k")) for n in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, LedgerError) for result in results), results

@@ -151,7 +151,7 @@ async def test_close_waits_for_the_running_install_then_uninstalls(
     fake_upm.gate = asyncio.Event()
     registrar = make(fake_upm, ledger, events, settle=0.0)
     registrar.request(target(1), "startup")
-    await events.wait_event("registering")
+    await eventually(lambda: fake_upm.in_flight == 1)  # its POST went out: the host may have it
     closing = asyncio.create_task(registrar.close(5))
     await asyncio.sleep(0.02)
     assert not closing.done()

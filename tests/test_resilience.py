@@ -245,3 +245,25 @@ async def test_ready_with_nothing_installed_says_what_it_waits_for(
         async with up_in(project, tmp_path) as up:
             ready = await up.wait_event("ready")
     assert (ready["installed"], ready["hosts"], ready["waiting"]) == (0, 1, [])
+
+
+async def test_a_save_seen_half_written_is_not_reported_invalid(project: Path) -> None:
+    """The watcher acts on the first change it sees: an editor that truncates the file, then
+    writes it, can be seen in between. Only what the file ends up as is reported."""
+    descriptor = project / "atlassian-connect.json"
+    async with recording_addon() as addon, run_host() as jira:
+        config = write_config(project, addon.url, [host_toml("jira", jira.base_url)])
+        async with running_up(config) as up:
+            full = descriptor_text(name="Written in two steps").encode()
+            with descriptor.open("r+b") as handle:
+                handle.truncate(0)
+                handle.flush()
+                await asyncio.sleep(0.01)  # longer than the watcher's quiet step
+                handle.write(full[:40])
+                handle.flush()
+                await asyncio.sleep(0.01)
+                handle.write(full[40:])
+            await eventually(lambda: len(jira.record.installs) == 2)
+            await asyncio.sleep(0.2)  # longer than INVALID_CONFIRM_SECONDS
+            assert up.events.of("descriptor_invalid") == []
+    assert jira.record.installs[-1].descriptor["name"] == "Written in two steps"

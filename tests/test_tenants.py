@@ -255,3 +255,20 @@ def test_the_tenant_directory_is_created_0700(tmp_path: Path) -> None:
     store = TenantStore(tmp_path / ".connect-dev", MemoryKeychain())
     store.remember(tenant(), Secret(SECRET))
     assert mode(tmp_path / ".connect-dev") == 0o700
+
+
+def test_one_store_sees_what_another_wrote(tmp_path: Path) -> None:
+    """Each process has its own store (`up`, `token`, `logout`): a cached index must never
+    hide what another one wrote, tenants and file secrets alike."""
+    keyring.set_keyring(fail.Keyring())
+    directory = tmp_path / ".connect-dev"
+    up, token = TenantStore(directory), TenantStore(directory)
+    first = up.remember(tenant("client-1"), Secret(SECRET))
+    assert token.tenants() == [first]
+    second = up.remember(tenant("client-2", installed_at=2000.0), Secret(SECRET + "2"))
+    assert token.tenants() == [second, first]
+    assert token.secret(second) == Secret(SECRET + "2")
+    token.forget([first])
+    assert up.tenants() == [second]
+    with pytest.raises(TenantError):
+        up.secret(first)

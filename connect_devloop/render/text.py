@@ -30,14 +30,24 @@ from ..events import (
     TunnelOpened,
     Warning,
 )
+from .output import LineOutput
 
 __all__ = ["TextRenderer", "addon_refusal", "format_event"]
 
 
+# The last second formatted: a log line costs a strftime only when the second changes.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _clock(ts: float) -> str:
     # Rounded like the JSON log's round(ts, 3), so both logs show the same millisecond.
+    global _last_second
     seconds, millis = divmod(round(ts * 1000), 1000)
-    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{millis:03d}"
+    cached_second, text = _last_second
+    if seconds != cached_second:
+        text = time.strftime("%H:%M:%S", time.localtime(seconds))
+        _last_second = (seconds, text)
+    return f"{text}.{millis:03d}"
 
 
 def _hint(hint: str | None) -> str:
@@ -55,6 +65,8 @@ def _problem(error: dict[str, object], path: str) -> str:
 
 def format_event(event: Event) -> str:
     """The text line for an event (may hold a second, indented hint line)."""
+    if type(event) is RequestServed:  # nearly every line of a busy log: no pattern matching
+        return _request_line(event)
     match event:
         case DescriptorLoaded(key=key, digest=digest):
             return f"descriptor  {key} valid, digest {digest}"
@@ -95,21 +107,8 @@ def format_event(event: Event) -> str:
             if not verified and reason:
                 line += f"\n             why: {reason}"
             return line
-        case RequestServed(
-            method=method,
-            path=path,
-            status=status,
-            duration_ms=ms,
-            jwt=verdict,
-            addon_error=addon_error,
-        ):
-            line = f"request     {method} {path} -> {status} in {ms:.1f} ms"
-            if addon_error:
-                line += f" (the add-on did not answer: {addon_error})"
-            if verdict is not None and not verdict.get("verified"):
-                why = verdict.get("reason") or verdict.get("verdict") or "no reason given"
-                line += f"\n             jwt NOT verified: {why}"
-            return line
+        case RequestServed():
+            return _request_line(event)
         case Deregistered(host=host, key=key, reason=reason, was_installed=was_installed):
             why = "" if reason == "shutdown" else f" ({reason.replace('_', ' ')})"
             if not was_installed:
@@ -137,6 +136,19 @@ def format_event(event: Event) -> str:
     return f"{event.name}  {event.to_dict()}"
 
 
+def _request_line(event: RequestServed) -> str:
+    line = (
+        f"request     {event.method} {event.path} -> {event.status} in {event.duration_ms:.1f} ms"
+    )
+    if event.addon_error:
+        line += f" (the add-on did not answer: {event.addon_error})"
+    verdict = event.jwt
+    if verdict is not None and not verdict.get("verified"):
+        why = verdict.get("reason") or verdict.get("verdict") or "no reason given"
+        line += f"\n             jwt NOT verified: {why}"
+    return line
+
+
 def addon_refusal(status: int, error: str) -> str:
     """Why the add-on did not accept a callback ("" when it did, or when it is not known)."""
     if error:
@@ -149,14 +161,26 @@ def addon_refusal(status: int, error: str) -> str:
 
 
 class TextRenderer:
-    """Writes ``format_event`` lines with a timestamp; ``show`` filters (e.g. hide requests)."""
+    """Writes ``format_event`` lines with a timestamp; ``show`` filters (e.g. hide requests).
 
-    def __init__(self, stream: TextIO, *, show: Callable[[Event], bool] | None = None) -> None:
+    ``buffered``: lines are written in batches, flushed at the end of the event loop's turn
+    (see ``output.LineOutput``); else each line is written and flushed at once."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        show: Callable[[Event], bool] | None = None,
+        buffered: bool = False,
+    ) -> None:
         self._stream = stream
         self._show = show
+        self.output = LineOutput(stream, buffered=buffered)
 
     def __call__(self, event: Event) -> None:
         if self._show is not None and not self._show(event):
             return
-        self._stream.write(f"{_clock(event.ts)} {format_event(event)}\n")
-        self._stream.flush()
+        self.output.write(f"{_clock(event.ts)} {format_event(event)}\n")
+
+    def flush(self) -> None:
+        self.output.flush()

@@ -13,7 +13,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -192,7 +192,7 @@ class UpmClient:
         raise explain_unexpected_reply(reply, self._host, doing=f"uninstalling {key}")
 
     async def install(
-        self, plugin_uri: str, *, before_post: Callable[[], None] | None = None
+        self, plugin_uri: str, *, before_post: Callable[[], Awaitable[None]] | None = None
     ) -> PluginInfo:
         """Install from ``plugin_uri`` and wait for the host to finish, within install_timeout.
 
@@ -211,7 +211,7 @@ class UpmClient:
             ) from exc
 
     async def _submit_install(
-        self, plugin_uri: str, before_post: Callable[[], None] | None
+        self, plugin_uri: str, before_post: Callable[[], Awaitable[None]] | None
     ) -> Reply:
         body = json.dumps({"pluginUri": plugin_uri}).encode()
         untried = [REMOTE_INSTALL_TYPE, URI_INSTALL_TYPE]
@@ -220,7 +220,7 @@ class UpmClient:
         while True:
             token = await self.fetch_token()
             if before_post is not None:
-                before_post()
+                await before_post()
             reply = await self._send(
                 "POST",
                 self.upm_url,
