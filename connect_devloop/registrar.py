@@ -274,17 +274,17 @@ class HostRegistrar:
                 RegistrationFailed(host=self.host.name, error=error.message, hint=error.hint)
             )
             return
-        if self._preflight is not None:
-            try:
-                await self._preflight(target)
-            except DevloopError as exc:
-                self._emit(
-                    RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint)
-                )
-                return
         started = time.monotonic()
+        # The preflight (the tunnel serves our descriptor) runs while the host is asked for
+        # its dev mode and a token: it only has to pass before the POST, which is what makes
+        # the host fetch the descriptor. A lone save installs that much sooner.
+        preflight = (
+            asyncio.ensure_future(self._preflight(target)) if self._preflight is not None else None
+        )
 
-        async def record_in_ledger() -> None:
+        async def before_post() -> None:
+            if preflight is not None:
+                await preflight
             # Right before the POST, and on disk before it: if we die mid-install the next run
             # still cleans up, and a host that never accepted our credentials is never listed.
             await self._ledger.write_record(
@@ -295,7 +295,7 @@ class HostRegistrar:
         try:
             with self._watching_silence():
                 await self._client.check_dev_mode()
-                plugin = await self._client.install(target.plugin_uri, before_post=record_in_ledger)
+                plugin = await self._client.install(target.plugin_uri, before_post=before_post)
         except DevloopError as exc:
             if isinstance(exc, HostUnreachableError) and exc.retry:
                 # The network, not the add-on: try again until the host answers.
@@ -315,19 +315,25 @@ class HostRegistrar:
             self._emit(RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
             return
         except Exception as exc:  # a bug must not kill the worker of this host
-            logger.exception("install on %s failed unexpectedly", self.host.name)
+            logger.debug("install on %s failed unexpectedly", self.host.name, exc_info=exc)
             self._emit(
                 RegistrationFailed(
                     host=self.host.name,
-                    error=f"unexpected error: {exc!r}",
-                    hint="This is a connect-devloop bug; please report it.",
+                    error=f"unexpected error: {type(exc).__name__}",
+                    hint="This is a connect-devloop bug; please report it with the output of "
+                    "the same run with -v (it has the traceback).",
                 )
             )
             return
-        self._installed = target
-        self._retry_delay = self._retry_first
+        finally:
+            if preflight is not None:
+                _settle(preflight)
         duration_ms = round((time.monotonic() - started) * 1000)
         await self._after_callbacks()
+        # Only now: had the wait above failed, a restarted worker installs this target again
+        # rather than take it as done without its `registered`.
+        self._installed = target
+        self._retry_delay = self._retry_first
         self._emit(
             Registered(
                 host=self.host.name,
@@ -439,3 +445,12 @@ class HostRegistrar:
             Deregistered(host=self.host.name, key=key, reason=reason, was_installed=was_installed)
         )
         return True
+
+
+def _settle(task: asyncio.Future[None]) -> None:
+    """Cancel ``task`` if it still runs, else take its outcome (its error, if any, was
+    reported by whoever awaited it, or does not matter since the install failed first)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()

@@ -241,25 +241,21 @@ async def test_a_host_that_refuses_our_credentials_is_never_in_the_ledger(
 
 
 async def test_a_crashed_worker_is_reported_restarted_and_installs_what_was_asked(
-    fake_upm: FakeUpm, ledger: Ledger, events: EventLog
+    fake_upm: FakeUpm, ledger: Ledger, events: EventLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ledger.record(new_entry("h1", HOST.base_url, "admin", "left-by-a-crash"))
+    registrar = HostRegistrar(HOST, fake_upm, ledger, events, settle=0.0)  # type: ignore[arg-type]
+    real_install = registrar._install
     calls = 0
 
-    async def preflight_crashing_on_the_second_install(_target: Target) -> None:
+    async def install_crashing_the_second_time(target: Target, reason: str) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
-            raise RuntimeError("a bug in the preflight")
+            raise RuntimeError("a bug in the worker")
+        await real_install(target, reason)
 
-    registrar = HostRegistrar(
-        HOST,
-        fake_upm,  # type: ignore[arg-type]
-        ledger,
-        events,
-        settle=0.0,
-        preflight=preflight_crashing_on_the_second_install,
-    )
+    monkeypatch.setattr(registrar, "_install", install_crashing_the_second_time)
     registrar.start(recover=True)
     registrar.request(target(1), "startup")
     await events.wait_event("registered", timeout=5)
@@ -274,7 +270,6 @@ async def test_a_crashed_worker_is_reported_restarted_and_installs_what_was_aske
         "deregistered",
         "registering",
         "registered",
-        "registering",
         "error",
         "registering",
         "registered",

@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from connect_devloop.watcher import Unreadable, watch_file
 class Saves:
     """Runs ``watch_file`` in a task and collects what it yields."""
 
-    def __init__(self, path: Path, initial: bytes | None, **options: float) -> None:
+    def __init__(self, path: Path, initial: bytes | None, **options: Any) -> None:
         self.path = path
         self._options = options
         self.seen: list[bytes | Unreadable] = []
@@ -40,11 +41,18 @@ class Saves:
                 await self.arrived.wait()
 
 
+@pytest.fixture(params=["inotify", "watchfiles"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every behaviour holds for both: inotify on Linux, watchfiles elsewhere."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-async def saves(tmp_path: Path) -> AsyncIterator[Saves]:
+async def saves(tmp_path: Path, backend: str) -> AsyncIterator[Saves]:
     path = tmp_path / "atlassian-connect.json"
     path.write_bytes(b"v0")
-    watcher = Saves(path, b"v0")
+    watcher = Saves(path, b"v0", backend=backend)
     # The Rust watcher starts in a thread; give it a moment to register the directory.
     await asyncio.sleep(0.2)
     yield watcher
@@ -106,7 +114,7 @@ async def test_vim_style_save_is_not_reported_as_a_removal(saves: Saves) -> None
     assert saves.seen == [b"after vim"]
 
 
-async def watching(path: Path, initial: bytes | None, **options: float) -> Saves:
+async def watching(path: Path, initial: bytes | None, **options: Any) -> Saves:
     watcher = Saves(path, initial, **options)
     await asyncio.sleep(0.2)  # the Rust watcher registers the directories in its thread
     return watcher
@@ -117,7 +125,9 @@ async def stop(watcher: Saves) -> None:
     await asyncio.wait_for(watcher.task, 5)
 
 
-async def test_a_symlink_is_followed_to_its_target_outside_the_directory(tmp_path: Path) -> None:
+async def test_a_symlink_is_followed_to_its_target_outside_the_directory(
+    tmp_path: Path, backend: str
+) -> None:
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir()
     elsewhere.mkdir()
@@ -125,7 +135,7 @@ async def test_a_symlink_is_followed_to_its_target_outside_the_directory(tmp_pat
     target.write_bytes(b"v0")
     link = project / "atlassian-connect.json"
     link.symlink_to(target)
-    watcher = await watching(link, b"v0")
+    watcher = await watching(link, b"v0", backend=backend)
     try:
         target.write_bytes(b"edited target")
         await watcher.wait_count(1)
@@ -151,12 +161,12 @@ async def test_a_symlink_is_followed_to_its_target_outside_the_directory(tmp_pat
     ]
 
 
-async def test_a_renamed_or_recreated_directory_is_noticed(tmp_path: Path) -> None:
+async def test_a_renamed_or_recreated_directory_is_noticed(tmp_path: Path, backend: str) -> None:
     directory = tmp_path / "addon"
     directory.mkdir()
     path = directory / "atlassian-connect.json"
     path.write_bytes(b"v0")
-    watcher = await watching(path, b"v0", recheck=0.1)
+    watcher = await watching(path, b"v0", recheck=0.1, backend=backend)
     try:
         directory.rename(tmp_path / "addon-old")
         await watcher.wait_count(1)
@@ -178,10 +188,12 @@ async def test_a_renamed_or_recreated_directory_is_noticed(tmp_path: Path) -> No
     ]
 
 
-async def test_a_path_that_becomes_a_fifo_is_reported_without_blocking(tmp_path: Path) -> None:
+async def test_a_path_that_becomes_a_fifo_is_reported_without_blocking(
+    tmp_path: Path, backend: str
+) -> None:
     path = tmp_path / "atlassian-connect.json"
     path.write_bytes(b"v0")
-    watcher = await watching(path, b"v0")
+    watcher = await watching(path, b"v0", backend=backend)
     try:
         path.unlink()
         os.mkfifo(path)
