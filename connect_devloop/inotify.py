@@ -20,7 +20,7 @@ import ctypes.util
 import os
 import struct
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 
 __all__ = ["MOVED", "NAMED", "InotifyUnavailable", "directory_changes"]
@@ -111,7 +111,7 @@ def _kinds(data: bytes, names: frozenset[str]) -> set[str]:
 
 async def directory_changes(
     directories: Iterable[Path], names: frozenset[str], stop: asyncio.Event
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Yield ``NAMED`` when one of ``names`` in ``directories`` was written, renamed, created or
     deleted, and ``MOVED`` when a directory itself went (then stop watching: the caller starts
     again). Events that arrive together are yielded once. Ends when ``stop`` is set. Raises
@@ -141,8 +141,12 @@ async def directory_changes(
     try:
         while not stop.is_set():
             waiting = asyncio.ensure_future(arrived.wait())
-            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
+            try:
+                await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
             if stop.is_set():
                 return
             arrived.clear()
@@ -154,7 +158,9 @@ async def directory_changes(
             if NAMED in kinds:
                 yield NAMED
     finally:
-        stopping.cancel()
         loop.remove_reader(fd)
         with contextlib.suppress(OSError):
             os.close(fd)
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopping

@@ -36,7 +36,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,13 +112,17 @@ async def watch_file(
             name="watch descriptor: directories",
         )
         try:
-            async for kind in _changes(directories, names, rewatch, backend, debounce_ms, step_ms):
-                if kind == MOVED:
-                    break  # a watched directory went: watch what is at the path now
-                if (item := news(await _read_settled(path, removal_grace))) is not None:
-                    yield item
-                if _watch_points(path) != points:
-                    break  # a link in the chain now points elsewhere: watch its new target
+            changes = _changes(directories, names, rewatch, backend, debounce_ms, step_ms)
+            # aclosing: the inotify descriptor and its waits end here, not when the generator
+            # is collected some time later.
+            async with contextlib.aclosing(changes):
+                async for kind in changes:
+                    if kind == MOVED:
+                        break  # a watched directory went: watch what is at the path now
+                    if (item := news(await _read_settled(path, removal_grace))) is not None:
+                        yield item
+                    if _watch_points(path) != points:
+                        break  # a link in the chain now points elsewhere: watch its new target
         finally:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,7 +136,7 @@ async def _changes(
     backend: str,
     debounce_ms: int,
     step_ms: int,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """``NAMED`` for each batch of changes to ``names`` in ``directories``, ``MOVED`` when a
     directory went (inotify only: watchfiles is told by ``_notice_moves``)."""
     if backend in ("auto", "inotify"):
