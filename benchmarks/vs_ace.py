@@ -48,7 +48,6 @@ import collections
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -64,13 +63,15 @@ from typing import Any
 from connect_devloop.host import EmulatedHost, run_host
 from connect_devloop.host.record import HostRecord
 
-ACE_VERSION = "11.5.3"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ACE_MANIFEST = REPO_ROOT / "tests" / "ace" / "package.json"
+sys.path.insert(0, str(REPO_ROOT))  # the ACE peer's npm install is shared with the tests
+
+from tests.ace.npm import ACE_VERSION, AceUnavailable  # noqa: E402
+from tests.ace.npm import ensure_ace as install_ace  # noqa: E402
+
 PEER_APP = REPO_ROOT / "tests" / "ace" / "app.js"  # ACE with its own loop off
 DEVLOOP_APP = Path(__file__).resolve().parent / "ace" / "devloop.js"  # ACE's own loop
 DEFAULT_CACHE = Path.home() / ".cache" / "connect-devloop-bench" / f"ace-{ACE_VERSION}"
-NPM_TIMEOUT_S = 300
 START_TIMEOUT_S = 60
 INSTALL_TIMEOUT_S = 15
 BURST_SAVES = 20
@@ -93,32 +94,11 @@ class Unavailable(Exception):
 
 def ensure_ace(directory: Path) -> Path:
     """node_modules with ACE and express, installed from the npm registry into ``directory``
-    once (same check as tests/test_ace.py) and reused after."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        raise Unavailable("node and npm are not installed")
-    directory.mkdir(parents=True, exist_ok=True)
-    installed = directory / "node_modules" / "atlassian-connect-express" / "package.json"
-    manifest = ACE_MANIFEST.read_text(encoding="utf-8")
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        if (directory / "package.json").read_text("utf-8") == manifest and (
-            json.loads(installed.read_text("utf-8"))["version"] == ACE_VERSION
-        ):
-            return directory / "node_modules"
-    (directory / "package.json").write_text(manifest, encoding="utf-8")
+    once (as tests/test_ace.py does) and reused after."""
     try:
-        result = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--no-progress", "--loglevel=error"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise Unavailable(f"npm install took over {NPM_TIMEOUT_S} s") from error
-    if result.returncode != 0:
-        raise Unavailable(f"npm install failed: {(result.stderr or result.stdout)[-500:]}")
-    return directory / "node_modules"
+        return install_ace(directory)
+    except AceUnavailable as exc:
+        raise Unavailable(str(exc)) from exc
 
 
 def free_port() -> int:

@@ -29,14 +29,13 @@ import pytest
 from connect_devloop import jwt
 from connect_devloop.host import EmulatedHost, run_host
 
+from .ace.npm import ACE_VERSION, NPM_TIMEOUT_S, AceUnavailable, ensure_ace
 from .e2e import CONNECT_DEV, Process, connect_dev_up
 from .keyrings import REPO_ROOT, memory_keyring, subprocess_keyring_env
 
 __all__ = ["memory_keyring"]
 
-ACE_VERSION = "11.5.3"
 APP_DIR = Path(__file__).parent / "ace"
-NPM_TIMEOUT_S = 300
 ADDON_KEY = "ace-peer"
 DESCRIPTOR: dict[str, Any] = {
     "key": ADDON_KEY,
@@ -74,26 +73,10 @@ def ace_modules(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         if cache is not None
         else tmp_path_factory.mktemp(f"ace-{ACE_VERSION}")
     )
-    installed = directory / "node_modules" / "atlassian-connect-express" / "package.json"
-    manifest = (APP_DIR / "package.json").read_text(encoding="utf-8")
-    if (
-        installed.is_file()
-        and (directory / "package.json").read_text("utf-8") == manifest
-        and json.loads(installed.read_text("utf-8"))["version"] == ACE_VERSION
-    ):
-        return directory / "node_modules"
-    (directory / "package.json").write_text(manifest, encoding="utf-8")
-    result = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--no-progress", "--loglevel=error"],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        timeout=NPM_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
-    assert json.loads(installed.read_text("utf-8"))["version"] == ACE_VERSION
-    return directory / "node_modules"
+    try:
+        return ensure_ace(directory)
+    except AceUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 def free_port() -> int:
