@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import platform
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,8 @@ async def _changes(
 ) -> AsyncGenerator[str, None]:
     """``NAMED`` for each batch of changes to ``names`` in ``directories``, ``MOVED`` when a
     directory went (inotify only: watchfiles is told by ``_notice_moves``)."""
+    if backend == "auto" and _polling_asked():
+        backend = "watchfiles"  # it polls, which is what the user asked for
     if backend in ("auto", "inotify"):
         try:
             async for kind in directory_changes(directories, names, stop):
@@ -157,6 +160,17 @@ async def _changes(
         recursive=False,
     ):
         yield NAMED
+
+
+def _polling_asked() -> bool:
+    """Whether watchfiles would poll: ``WATCHFILES_FORCE_POLLING`` (its switch for file systems
+    that send no change events: a VM's or container's shared folder, NFS) set and not
+    false/disable(d), or unset on WSL, where Windows drives send none. Then it is used, polling,
+    instead of inotify."""
+    value = os.environ.get("WATCHFILES_FORCE_POLLING")
+    if value:
+        return value.lower() not in ("false", "disable", "disabled")
+    return "microsoft-standard" in platform.uname().release.lower()
 
 
 def _named(names: frozenset[str]) -> Callable[[watchfiles.Change, str], bool]:

@@ -202,3 +202,30 @@ async def test_a_path_that_becomes_a_fifo_is_reported_without_blocking(
     finally:
         await stop(watcher)
     assert watcher.seen[-1] == Unreadable("is a FIFO (named pipe), not a regular file")
+
+
+@pytest.mark.parametrize(
+    ("value", "polls"),
+    [("1", True), ("true", True), ("false", False), ("disabled", False), ("", False)],
+)
+async def test_watchfiles_force_polling_is_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, polls: bool
+) -> None:
+    """Shared folders of VMs and containers send no change events: users set watchfiles'
+    switch, and `auto` then uses watchfiles (which polls) instead of inotify."""
+    import connect_devloop.watcher as watcher_module
+
+    monkeypatch.setenv("WATCHFILES_FORCE_POLLING", value)
+    assert watcher_module._polling_asked() is polls
+    path = tmp_path / "atlassian-connect.json"
+    path.write_bytes(b"v0")
+    watcher = await watching(path, b"v0")
+    await asyncio.sleep(0.5)  # a poller's first scan (300 ms apart) is its baseline
+    try:
+        # Another size: a poller compares sizes and modification times, which may be whole
+        # seconds on some file systems.
+        path.write_bytes(b"v1, polled")
+        await watcher.wait_count(1)
+    finally:
+        await stop(watcher)
+    assert watcher.seen == [b"v1, polled"]
