@@ -173,6 +173,42 @@ class RequestServed(Event):
     # refused", "no answer within 300 s", ...; "" when the add-on answered.
     addon_error: str = ""
 
+    @classmethod
+    def of(
+        cls,
+        method: str,
+        path: str,
+        status: int,
+        duration_ms: float,
+        jwt: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+        addon_error: str,
+    ) -> RequestServed:
+        """``RequestServed(method=..., ...)`` at about a third of the cost, for the proxy (once
+        per request): a frozen dataclass's ``__init__`` sets each field through
+        ``object.__setattr__``; this sets them all at once. Every field is given (tested)."""
+        event = _new(cls)
+        _setattr(
+            event,
+            "__dict__",
+            {
+                "ts": _time(),
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": duration_ms,
+                "jwt": jwt,
+                "headers": headers,
+                "addon_error": addon_error,
+            },
+        )
+        return event
+
+
+_new = object.__new__
+_setattr = object.__setattr__
+_time = time.time
+
 
 @dataclass(frozen=True, kw_only=True)
 class Deregistered(Event):

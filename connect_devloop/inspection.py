@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import aiohttp
 
@@ -173,6 +173,17 @@ class ConnectInspector:
     # --- the Inspector protocol -------------------------------------------------------------
 
     def wants_body(self, method: str, path: str) -> bool:
+        return self._lifecycle_event(method, path) is not None
+
+    def wants_request(self, method: str, path: str, query: str, authorization: str | None) -> bool:
+        """False for a request ``inspect`` would return None for at once, with no effect:
+        one that is no lifecycle callback and carries no Connect JWT (most of an add-on's
+        traffic: pages, scripts, styles), so the proxy starts no inspection for it. ``query``
+        is the raw query; the test errs towards True (then ``inspect`` decides)."""
+        if jwt.token_from_request(authorization, _NO_QUERY) is not None:
+            return True
+        if jwt.JWT_PARAM in query or ("%" in query and jwt.JWT_PARAM in unquote(unquote(query))):
+            return True  # perhaps ?jwt= (the query is decoded twice before it is read)
         return self._lifecycle_event(method, path) is not None
 
     async def inspect(self, request: ProxiedRequest) -> Verdict | None:
@@ -731,6 +742,9 @@ def _audience(claims: Mapping[str, Any]) -> list[str]:
     if isinstance(aud, list):
         return [str(item) for item in aud]
     return []
+
+
+_NO_QUERY: Mapping[str, str] = {}
 
 
 def _query_dict(query_string: str) -> dict[str, str]:

@@ -101,6 +101,13 @@ class Inspector(Protocol):
 
     def wants_body(self, method: str, path: str) -> bool: ...
 
+    def wants_request(self, method: str, path: str, query: str, authorization: str | None) -> bool:
+        """False when ``inspect`` would return None for this request at once and with no
+        effect (then it is not called): ``path`` decoded, ``query`` as received, and
+        ``authorization`` the first Authorization header (None without one). Asked for every
+        request, so it must be cheap."""
+        ...
+
     async def inspect(self, request: ProxiedRequest) -> dict[str, Any] | None: ...
 
 
@@ -236,8 +243,13 @@ class Proxy:
     def inspect(
         self, request: RequestHead, body: bytes | None
     ) -> asyncio.Task[dict[str, Any] | None] | None:
-        if self._inspector is None:
+        inspector = self._inspector
+        if inspector is None:
             return None
+        if body is None and not inspector.wants_request(
+            request.method, _decoded_path(request), request.query, _authorization(request)
+        ):
+            return None  # most requests: no task, and the event is reported at once
         url = _url(request)
         answer: asyncio.Future[AddonAnswer] = asyncio.get_running_loop().create_future()
         seen = ProxiedRequest(
@@ -250,7 +262,7 @@ class Proxy:
             public_url=self._public_url,
             answer=answer,
         )
-        task = asyncio.create_task(self._inspector.inspect(seen), name="inspect request")
+        task = asyncio.create_task(inspector.inspect(seen), name="inspect request")
         self._answers[task] = answer
         task.add_done_callback(self._forget_answer)
         if body is not None:
@@ -290,17 +302,18 @@ class Proxy:
         verdict: dict[str, Any] | None,
         failure: str,
     ) -> None:
+        # A Connect JWT in the URL or a header is a bearer credential until it expires:
+        # events (and so every log) only ever see it masked.
+        target = request.target
         self._emit(
-            RequestServed(
-                method=request.method,
-                # A Connect JWT in the URL or a header is a bearer credential until it
-                # expires: events (and so every log) only ever see it masked.
-                path=mask_path(request.target),
-                headers=_masked_headers(request.headers),
-                status=status,
-                duration_ms=round(seconds * 1000, 2),
-                jwt=verdict,
-                addon_error=failure,
+            RequestServed.of(
+                request.method,
+                mask_path(target) if "?" in target else target,
+                status,
+                round(seconds * 1000, 2),
+                verdict,
+                _masked_headers(request.headers),
+                failure,
             )
         )
 
@@ -321,6 +334,14 @@ def _masked_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
                 _SECRET_NAMES[name] = secret
         masked[name] = mask_value(value) if secret else value
     return masked
+
+
+def _authorization(request: RequestHead) -> str | None:
+    """The first Authorization header's value (as ``CIMultiDict.get`` finds it), or None."""
+    for name, value in request.headers:
+        if len(name) == 13 and name.lower() == "authorization":
+            return value
+    return None
 
 
 def _url(request: RequestHead) -> URL | None:

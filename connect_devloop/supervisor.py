@@ -269,10 +269,11 @@ class Supervisor:
             await self.proxy.callbacks_reported()
 
     def _emit_from_proxy(self, event: Event) -> None:
-        # The tunnel keeper's probes are not the add-on's traffic: keep them out of the log.
-        if isinstance(event, RequestServed) and is_probe_path(event.path):
+        # Once per proxied request. The tunnel keeper's probes are not the add-on's traffic:
+        # keep them out of the log (a probe has a query; most requests have none).
+        if isinstance(event, RequestServed) and "?" in event.path and is_probe_path(event.path):
             return
-        self._emit(event)
+        self.bus.emit(event)
 
     def _publish_url(self, url: str) -> None:
         """The tunnel (re)opened at ``url``: serve the descriptor rendered for it."""

@@ -150,3 +150,39 @@ def test_the_ace_benchmark_prints_every_figure_for_both_loops(
         out,
     ), out
     assert "burst: last save installed: connect-dev yes; ACE yes" in out, out
+
+
+def test_the_tui_flood_benchmark_prints_every_figure() -> None:
+    out = run("tui_flood.py", "--requests", "2000", "--connections", "2")
+    latency = r"2,000 requests, [\d,]+ req/s; latency p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms"
+    added = r"; added p50 -?[\d.]+ ms, p99 -?[\d.]+ ms"
+    assert re.search(rf"^direct: {latency}$", out, re.M), out
+    assert re.search(rf"^up, dashboard: {latency}{added} \[goal p99 added < 5 ms\]$", out, re.M), (
+        out
+    )
+    assert re.search(rf"^up --no-tui: {latency}{added}$", out, re.M), out
+    for name in ("up, dashboard", "up --no-tui"):
+        assert re.search(
+            rf"^RSS of {name}: 0: [\d.]+ MiB, 400: [\d.]+ MiB, 1,000: [\d.]+ MiB, "
+            r"2,000: [\d.]+ MiB; from 400 to 2,000: [+-][\d.]+ MiB "
+            r"\[goal flat after 20 %: <= \+2 MiB\]$",
+            out,
+            re.M,
+        ), (name, out)
+    # Correctness, not speed: the dashboard counted every request, the log has a line for each.
+    assert re.search(
+        r"^dashboard: requests panel title `Requests 2,000` for 2,000 requests; "
+        r"[\d.]+ MiB written to the terminal$",
+        out,
+        re.M,
+    ), out
+    log = re.search(r"^--no-tui: log: ([\d,]+) lines for 2,000 requests$", out, re.M)
+    assert log, out
+    assert int(log[1].replace(",", "")) >= 2000, "a log line per request, none lost"
+    assert re.search(
+        r"^goals, up with the dashboard on screen: p99 added -?[\d.]+ ms "
+        r"\[goal < 5 ms: (met|missed)\], "
+        r"RSS after 20 % [+-][\d.]+ MiB \[goal flat: (met|missed)\]$",
+        out,
+        re.M,
+    ), out

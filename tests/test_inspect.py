@@ -27,6 +27,7 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from connect_devloop import cli, jwt
 from connect_devloop.config import HostConfig, load_config
@@ -135,7 +136,11 @@ class Rig:
         body = None
         if self.inspector.wants_body(method, unquote(path)):
             body = json.dumps(payload if payload is not None else install_payload()).encode()
-        return await self.inspector.inspect(
+        # What the proxy asks first: a request it is told not to inspect must have no verdict.
+        wanted = self.inspector.wants_request(
+            method, unquote(path), query, headers.get("Authorization")
+        )
+        verdict = await self.inspector.inspect(
             ProxiedRequest(
                 method=method,
                 raw_path=raw_path,
@@ -147,6 +152,8 @@ class Rig:
                 answer=_resolved(answer) if answer is not None else None,
             )
         )
+        assert wanted or verdict is None, (method, raw_path)
+        return verdict
 
     def lifecycles(self) -> list[Lifecycle]:
         return [e for e in self.events.events if isinstance(e, Lifecycle)]
@@ -685,6 +692,57 @@ async def test_after_an_unverified_reinstall_the_old_secret_is_not_used(tmp_path
     verdict = await rig.send("GET", "/page", token=request_token("GET", "/page"))
     assert verdict is not None
     assert verdict["verified"]
+
+
+def test_only_jwts_and_lifecycle_callbacks_are_inspected(tmp_path: Path) -> None:
+    wants = Rig(tmp_path).inspector.wants_request
+    # Nothing to inspect: the proxy starts no inspection for these.
+    assert not wants("GET", "/page", "", None)
+    assert not wants("GET", "/page", "x=1&y=%2F", "Bearer abc")
+    assert not wants("GET", "/installed", "", None)  # a lifecycle path, but not a POST
+    assert not wants("POST", "/api", "", "Basic eA==")
+    assert not wants("GET", "/page", "", "JWT ")  # no token in it
+    # A token, or perhaps one: inspected.
+    assert wants("GET", "/page", "", "JWT a.b.c")
+    assert wants("GET", "/page", "", "  jwt a.b.c")
+    assert wants("GET", "/page", "a=1&jwt=a.b.c", None)
+    assert wants("GET", "/page", "j%77t=a.b.c", None)
+    assert wants("GET", "/page", "j%2577t=a.b.c", None)  # decoded twice before it is read
+    # Lifecycle callbacks: inspected with or without a token.
+    assert wants("POST", "/installed", "", None)
+    assert wants("POST", "/uninstalled", "", "Basic eA==")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(["jwt", "JWT", "j%77t", "j%2577t", "jw%74", "x", "jwtx", "%6Awt"]),
+    value=st.sampled_from(["", "a.b.c", "%41"]),
+    scheme=st.sampled_from([None, "JWT a", "jwt  a", "Bearer a", "JWT", " JWT  b "]),
+)
+def test_what_is_not_inspected_never_has_a_verdict(
+    name: str, value: str, scheme: str | None
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        rig = Rig(Path(directory))
+        headers: CIMultiDict[str] = CIMultiDict()
+        if scheme is not None:
+            headers["Authorization"] = scheme
+        query = f"a=1&{name}={value}"
+        wanted = rig.inspector.wants_request("GET", "/page", query, scheme)
+        verdict = asyncio.run(
+            rig.inspector.inspect(
+                ProxiedRequest(
+                    method="GET",
+                    raw_path=f"/page?{query}",
+                    path="/page",
+                    query_string=str(URL(f"/page?{query}", encoded=True).query_string),
+                    headers=CIMultiDictProxy(headers),
+                    body=None,
+                    public_url=PUBLIC,
+                )
+            )
+        )
+        assert wanted or verdict is None
 
 
 async def test_a_request_without_a_jwt_has_no_verdict(tmp_path: Path) -> None:

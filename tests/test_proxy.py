@@ -237,11 +237,102 @@ async def test_request_events_carry_headers_with_credentials_masked(
     assert "abc.def.ghi" not in str(event.to_dict())
 
 
+class ChoosyInspector:
+    """Inspects only what ``wants_request`` lets through, and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str, str | None]] = []
+        self.inspected: list[str] = []
+
+    def wants_body(self, method: str, path: str) -> bool:
+        return False
+
+    def wants_request(self, method: str, path: str, query: str, authorization: str | None) -> bool:
+        self.asked.append((method, path, query, authorization))
+        return "inspect" in query or authorization is not None
+
+    async def inspect(self, request: Any) -> dict[str, Any] | None:
+        self.inspected.append(request.raw_path)
+        return {"verified": True}
+
+
+async def test_a_request_the_inspector_does_not_want_starts_no_inspection(
+    upstream: tuple[str, list[dict[str, Any]]], events: EventLog, client: aiohttp.ClientSession
+) -> None:
+    inspector = ChoosyInspector()
+    proxy = Proxy(upstream[0], events, port=0, inspector=inspector)
+    await proxy.start()
+    try:
+        for path, headers in (
+            ("/a%20page?x=%41", []),
+            ("/b?inspect=1", []),
+            ("/c", [("authorization", "Basic eA==")]),
+            ("/d", []),
+        ):
+            async with client.get(URL(f"{proxy.url}{path}", encoded=True), headers=headers) as r:
+                assert r.status == 200
+        await events.wait_event("request", count=4)
+        assert not proxy._answers, "no inspection is left behind"
+    finally:
+        await proxy.close()
+    assert inspector.asked == [
+        ("GET", "/a page", "x=%41", None),  # the path decoded, the query as received
+        ("GET", "/b", "inspect=1", None),
+        ("GET", "/c", "", "Basic eA=="),
+        ("GET", "/d", "", None),
+    ]
+    assert inspector.inspected == ["/b?inspect=1", "/c"]
+    served = events.of("request")
+    assert [e.path for e in served] == ["/a%20page?x=%41", "/b?inspect=1", "/c", "/d"]  # type: ignore[attr-defined]
+    assert [e.jwt for e in served] == [None, {"verified": True}, {"verified": True}, None]  # type: ignore[attr-defined]
+
+
+def test_the_inspector_is_shown_the_authorization_header_it_would_read() -> None:
+    from multidict import CIMultiDict
+
+    from connect_devloop.proxy import _authorization
+    from connect_devloop.proxy_http import parse_request_head
+
+    for fields in (
+        "\r\nauthorization: Basic eA==\r\nAuthorization: JWT second",
+        "\r\nX-Authorization: JWT no\r\nAUTHORIZATION:  JWT yes ",
+        "\r\nAccept: */*",
+    ):
+        head = parse_request_head(f"GET / HTTP/1.1\r\nHost: h{fields}")
+        assert _authorization(head) == CIMultiDict(head.headers).get("Authorization")
+
+
+def test_the_request_event_built_by_the_proxy_is_the_dataclass_one() -> None:
+    from dataclasses import fields
+
+    from connect_devloop.events import RequestServed
+
+    values: dict[str, Any] = {
+        "method": "POST",
+        "path": "/p?jwt=••••••",
+        "status": 201,
+        "duration_ms": 1.25,
+        "jwt": {"verified": True},
+        "headers": {"X": "1"},
+        "addon_error": "connection refused",
+    }
+    fast = RequestServed.of(**values)
+    assert fast == RequestServed(ts=fast.ts, **values)
+    # A new field must be added to ``RequestServed.of`` too.
+    assert {f.name for f in fields(RequestServed)} == {"ts", *values}
+    assert fast.to_dict() == RequestServed(ts=fast.ts, **values).to_dict()
+    with pytest.raises(AttributeError):
+        fast.status = 1  # type: ignore[misc]
+
+
 class BrokenInspector:
     """An inspector whose result the proxy cannot use: its verdict step raises."""
 
     def wants_body(self, method: str, path: str) -> bool:
         return False
+
+    def wants_request(self, method: str, path: str, query: str, authorization: str | None) -> bool:
+        return True  # every request
 
     async def inspect(self, request: Any) -> dict[str, Any] | None:
         return {"verified": True}

@@ -1100,6 +1100,9 @@ class FakeInspector:
     def wants_body(self, method: str, path: str) -> bool:
         return path == "/installed"
 
+    def wants_request(self, method: str, path: str, query: str, authorization: str | None) -> bool:
+        return True  # every request
+
     async def inspect(self, request: Any) -> dict[str, Any] | None:
         self.seen.append(request)
         if self.fail:

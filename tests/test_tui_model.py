@@ -331,6 +331,27 @@ async def test_the_request_table_keeps_the_newest_rows_only() -> None:
         assert table.border_title == f"Requests {total:,}"
 
 
+async def test_the_request_table_keeps_what_it_rendered_for_one_screen_only() -> None:
+    """DataTable caches rendered cells per row and update; in a flood every batch adds rows, so
+    without a bound the caches kept ~12 MiB of rows long gone (benchmarks/tui_flood.py)."""
+    app = DashboardApp(CONFIG, daemon=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(RequestTable)
+        for batch in range(20):
+            for n in range(50):
+                app.feed(
+                    RequestServed(
+                        ts=TS, method="GET", path=f"/r/{batch}/{n}", status=200, duration_ms=1
+                    )
+                )
+            await shown(pilot)
+        one_screen = table.size.height * len(table.columns)
+        assert 0 < len(table._cell_render_cache) <= one_screen
+        assert len(table._row_render_cache) <= table.size.height
+        assert len(table._line_cache) <= table.size.height
+        assert table.get_row_at(MAX_ROWS - 1)[2].plain == "/r/19/49"  # still drawn right
+
+
 async def test_the_request_table_keeps_the_cursor_on_the_request_being_looked_at() -> None:
     app = DashboardApp(CONFIG, daemon=None)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -1,8 +1,9 @@
 """The request inspector: the newest proxied requests, newest at the bottom.
 
 Rows arrive in batches (the app flushes at most every 100 ms) and the table keeps at most
-``MAX_ROWS``, so a flood costs one redraw per batch and constant memory. The cursor follows the
-newest request unless the user moved it up to look at one; then it stays on that request.
+``MAX_ROWS`` (and what it rendered, for one screen), so a flood costs one redraw per batch and
+constant memory. The cursor follows the newest request unless the user moved it up to look at
+one; then it stays on that request.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class RequestTable(DataTable[Text]):
             for number in list(self._requests)[:excess]:  # dicts keep insertion order
                 del self._requests[number]
                 self.remove_row(str(number))
+        # DataTable keeps what it rendered in LRU caches of up to 10,000 cells, 1,000 rows and
+        # 1,000 lines, keyed by row and by its update count, which every added row changes: in
+        # a flood none of it is used again, yet it filled ~12 MiB before the caches were full.
+        # Emptied here, they hold one screen at most; the next redraw renders it anyway.
+        self._clear_caches()
         if following:
             self.move_cursor(row=self.row_count - 1, animate=False)
         elif selected is not None and int(selected) in self._requests:
