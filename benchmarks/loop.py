@@ -36,6 +36,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from common import percentile
 
 from connect_devloop.config import load_config
 from connect_devloop.events import Event, EventBus
@@ -164,11 +165,6 @@ class Daemon:
         self.stop.set()
         assert self.task is not None
         await self.task
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 @contextlib.asynccontextmanager

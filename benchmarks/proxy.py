@@ -67,13 +67,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from common import STOP_TIMEOUT, body_length, complete_response, free_port, met, percentile, stop
+
 BODY = b'{"ok": true, "page": "hello from the add-on"}\n' * 4  # ~200 bytes, like a small JSON API
 NGINX_INSTALL = "apt-get install -y nginx-light"
 WRK_INSTALL = "apt-get install -y wrk"
 HEADLINE = "up, text log to a file"
 GOAL_RATIO, GOAL_VS_NGINX, GOAL_ADDED_MS = 0.65, 0.85, 0.15
 START_TIMEOUT = 60.0  # s for a server to be ready (`up` imports aiohttp on a loaded machine)
-STOP_TIMEOUT = 15.0  # s for a process to exit after it was asked to, before it is killed
 
 
 # --- the servers of this script (each in its own process) ---------------------------------------
@@ -194,11 +195,6 @@ class Connection:
                 await self.writer.wait_closed()
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 async def latencies(urls: list[str], count: int) -> list[list[float]]:
     """ms of ``count`` sequential GETs on one kept-alive connection to each URL, taken in
     rounds of 100 to each in turn (so that drift on a shared machine hits all alike)."""
@@ -314,7 +310,7 @@ class LeanLoad(Load):
                     if not data:
                         raise RuntimeError("the server closed a kept-alive connection")
                     data = pending.pop(connection, b"") + data
-                    if not _complete_response(data):
+                    if not complete_response(data):
                         pending[connection] = data
                         continue
                     self.done += 1
@@ -327,29 +323,6 @@ class LeanLoad(Load):
     async def close(self) -> None:
         for connection in self.sockets:
             connection.close()
-
-
-def body_length(head: bytes) -> int:
-    """The Content-Length of a response ``head`` (up to its empty line), which must be a 200."""
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"unexpected answer: {head[:80]!r}")
-    lowered = head.lower()
-    start = lowered.find(b"\r\ncontent-length:")
-    if start < 0:
-        raise RuntimeError(f"no Content-Length: {head[:80]!r}")
-    start += len(b"\r\ncontent-length:")
-    return int(lowered[start : lowered.find(b"\r\n", start)])
-
-
-def _complete_response(data: bytes) -> bool:
-    """Whether ``data`` holds a whole response (200 with a Content-Length body)."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return False
-    size = end + 4 + body_length(data[: end + 2])
-    if len(data) > size:
-        raise RuntimeError("more bytes than the response's Content-Length")
-    return len(data) == size
 
 
 TO_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -418,12 +391,6 @@ def wrk_version(binary: str) -> str:
 # --- the proxies under test: real `up` subprocesses, nginx -----------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def proc_cpu(pids: list[int]) -> float | None:
     """CPU seconds the processes ``pids`` spent so far, from /proc; None where there is none."""
     total = 0
@@ -445,22 +412,6 @@ def children_of(pid: int) -> list[int]:
                 if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
                     found.append(int(entry.name))
     return found
-
-
-async def stop(process: asyncio.subprocess.Process, how: signal.Signals) -> None:
-    """Ask ``process`` to stop with ``how``; if it has not exited after STOP_TIMEOUT, kill its
-    process group (each is started in its own session: nothing it started survives it)."""
-    try:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(how)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-    finally:  # also when this wait is cancelled
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
 
 
 WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -766,9 +717,6 @@ def describe(variant: Variant, direct: Variant, nginx: Variant | None, sent: int
 
 
 def verdict(direct: Variant, up: Variant, nginx: Variant | None) -> str:
-    def met(ok: bool) -> str:
-        return "met" if ok else "missed"
-
     ratio = up.rate / direct.rate
     added = statistics.median(up.latency) - statistics.median(direct.latency)
     if nginx is None:

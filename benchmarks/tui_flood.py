@@ -64,13 +64,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from common import STOP_TIMEOUT, complete_response, free_port, met, percentile, stop
+
 BODY = b'{"ok": true, "page": "hello from the add-on"}\n' * 4  # ~200 bytes, like a small JSON API
 SLICES = 10
 CHECKPOINTS = (0.0, 0.2, 0.5, 1.0)  # fractions of --requests at which RSS is read
 GOAL_P99_ADDED_MS = 5.0
 GOAL_FLAT_MIB = 2.0  # RSS growth from the 20 % checkpoint to the end that still counts as flat
 START_TIMEOUT = 60.0  # s for a server to be ready (`up` imports textual on a loaded machine)
-STOP_TIMEOUT = 15.0  # s for a process to exit after it was asked to, before it is killed
 SETTLE = 0.3  # s of quiet before RSS is read: the dashboard folds its inbox every 0.1 s
 COLUMNS, ROWS = 120, 40
 READY = "● ready".encode()
@@ -128,23 +129,6 @@ def drain_screen() -> None:
     print(json.dumps({"bytes": total, "requests_title": title.decode()}), flush=True)
 
 
-async def stop(process: asyncio.subprocess.Process, how: signal.Signals | None = None) -> None:
-    """Ask ``process`` to stop with ``how`` (None: it was already asked); if it has not exited
-    after STOP_TIMEOUT, kill its process group (each runs in its own session)."""
-    try:
-        if process.returncode is None:
-            if how is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(how)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-    finally:  # also when this wait is cancelled
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-
-
 @contextlib.asynccontextmanager
 async def addon() -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
@@ -161,12 +145,6 @@ async def addon() -> AsyncIterator[str]:
     finally:
         process.stdin.close()
         await stop(process)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def rss_mib(pid: int) -> float:
@@ -366,29 +344,6 @@ def flood(target: Target, count: int, connections: int) -> None:
                 connection.close()
 
 
-def complete_response(data: bytes) -> bool:
-    """Whether ``data`` holds a whole response, which must be a 200 with a Content-Length."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return False
-    if not data.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"unexpected answer: {data[:80]!r}")
-    head = data[: end + 2].lower()
-    start = head.find(b"\r\ncontent-length:")
-    if start < 0:
-        raise RuntimeError(f"no Content-Length: {data[:80]!r}")
-    start += len(b"\r\ncontent-length:")
-    size = end + 4 + int(head[start : head.find(b"\r\n", start)])
-    if len(data) > size:
-        raise RuntimeError("more bytes than the response's Content-Length")
-    return len(data) == size
-
-
-def percentile(values: array[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 async def read_rss(targets: list[Target]) -> None:
     await asyncio.sleep(SETTLE)
     for target in targets:
@@ -411,10 +366,6 @@ async def run_flood(targets: list[Target], requests: int, connections: int) -> N
 
 
 # --- the report ----------------------------------------------------------------------------------
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "missed"
 
 
 def describe(target: Target, direct: Target) -> str:

@@ -49,7 +49,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common import free_port, percentile
 
 from connect_devloop.host import EmulatedHost, run_host
 from connect_devloop.host.record import HostRecord
@@ -99,12 +100,6 @@ def ensure_ace(directory: Path) -> Path:
         return install_ace(directory)
     except AceUnavailable as exc:
         raise Unavailable(str(exc)) from exc
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Child:
@@ -356,11 +351,6 @@ async def connect_dev_stack(modules: Path, directory: Path) -> AsyncIterator[Sta
             if up is not None:
                 await up.stop(signal.SIGINT)  # uninstalls, then exits
             await addon.stop(signal.SIGTERM)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def ratio(ours: float, theirs: float) -> str:
