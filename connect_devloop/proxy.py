@@ -304,11 +304,10 @@ class Proxy:
     ) -> None:
         # A Connect JWT in the URL or a header is a bearer credential until it expires:
         # events (and so every log) only ever see it masked.
-        target = request.target
         self._emit(
             RequestServed.of(
                 request.method,
-                mask_path(target) if "?" in target else target,
+                mask_path(request.target),
                 status,
                 round(seconds * 1000, 2),
                 verdict,

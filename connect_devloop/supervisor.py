@@ -269,11 +269,10 @@ class Supervisor:
             await self.proxy.callbacks_reported()
 
     def _emit_from_proxy(self, event: Event) -> None:
-        # Once per proxied request. The tunnel keeper's probes are not the add-on's traffic:
-        # keep them out of the log (a probe has a query; most requests have none).
-        if isinstance(event, RequestServed) and "?" in event.path and is_probe_path(event.path):
+        # The tunnel keeper's probes are not the add-on's traffic: keep them out of the log.
+        if isinstance(event, RequestServed) and is_probe_path(event.path):
             return
-        self.bus.emit(event)
+        self._emit(event)
 
     def _publish_url(self, url: str) -> None:
         """The tunnel (re)opened at ``url``: serve the descriptor rendered for it."""

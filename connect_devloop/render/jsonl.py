@@ -20,7 +20,6 @@ class JsonLinesRenderer:
     turn (see ``output.LineOutput``); else each line is written and flushed at once."""
 
     def __init__(self, stream: TextIO, *, buffered: bool = False) -> None:
-        self._stream = stream
         self.output = LineOutput(stream, buffered=buffered)
 
     def __call__(self, event: Event) -> None:

@@ -173,7 +173,6 @@ class TextRenderer:
         show: Callable[[Event], bool] | None = None,
         buffered: bool = False,
     ) -> None:
-        self._stream = stream
         self._show = show
         self.output = LineOutput(stream, buffered=buffered)
 
