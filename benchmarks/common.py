@@ -7,12 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-__all__ = ["STOP_TIMEOUT", "body_length", "complete_response", "free_port", "met", "percentile"]
+__all__ = [
+    "STOP_TIMEOUT",
+    "SUMMARY_PREFIX",
+    "body_length",
+    "complete_response",
+    "free_port",
+    "met",
+    "percentile",
+    "print_summary",
+]
+
+# The last line of every script: its headline figures as JSON, read by repeat.py.
+SUMMARY_PREFIX = "summary: "
 
 STOP_TIMEOUT = 15.0  # s for a process to exit after it was asked to, before it is killed
 
@@ -30,6 +43,13 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def met(ok: bool) -> str:
     return "met" if ok else "missed"
+
+
+def print_summary(figures: Mapping[str, float | None]) -> None:
+    """One line with the run's headline figures (rounded; None when not measured), for
+    ``repeat.py`` to take medians of."""
+    rounded = {name: None if value is None else round(value, 4) for name, value in figures.items()}
+    print(SUMMARY_PREFIX + json.dumps(rounded), flush=True)
 
 
 async def stop(process: asyncio.subprocess.Process, how: signal.Signals | None = None) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from common import percentile
+from common import percentile, print_summary
 
 from connect_devloop.config import load_config
 from connect_devloop.events import Event, EventBus
@@ -323,6 +323,7 @@ async def main() -> None:
     def median(count: int, figure: str) -> float:
         return statistics.median(getattr(run, figure) for run in runs[count])
 
+    summary: dict[str, float | None] = {}
     for figure, label, target in (
         ("installs", "start -> ready, installs only (first event to ready)", "<= 2.0"),
         ("to_ready", "start -> ready, interpreter start included", "<= 2.0"),
@@ -337,6 +338,8 @@ async def main() -> None:
             f"{label}: {figures}; ratio {top}/{base}: "
             f"{median(top, figure) / median(base, figure):.2f}  [target: {target}]"
         )
+        summary[f"{figure}: {top}/{base} ratio"] = median(top, figure) / median(base, figure)
+        summary[f"{figure}: {top} hosts ms"] = median(top, figure)
     left = sum(run.left for count_runs in runs.values() for run in count_runs)
     print(f"installs left behind after SIGINT: {left}  [target: 0]")
 
@@ -353,6 +356,7 @@ async def main() -> None:
         f"{statistics.median(silent_exits):.0f} ms of {len(silent_exits)} runs  "
         "[target: ratio ~1, ready ~5000 ms (the silence bound), exit < 2000 ms]"
     )
+    print_summary(summary)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common import STOP_TIMEOUT, body_length, complete_response, free_port, met, percentile, stop
+from common import (
+    STOP_TIMEOUT,
+    body_length,
+    complete_response,
+    free_port,
+    met,
+    percentile,
+    print_summary,
+    stop,
+)
+
+from connect_devloop.eventloop import EVENT_LOOP_ENV
 
 BODY = b'{"ok": true, "page": "hello from the add-on"}\n' * 4  # ~200 bytes, like a small JSON API
 NGINX_INSTALL = "apt-get install -y nginx-light"
@@ -431,8 +442,18 @@ class UpDaemon:
     (``--drain``: as a terminal or a log collector reads it, and not in the load client's
     process, where it would take the load client's GIL)."""
 
-    def __init__(self, name: str, directory: Path, addon_url: str, log: str, to_pipe: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        addon_url: str,
+        log: str,
+        to_pipe: bool,
+        event_loop: str = "",
+    ) -> None:
         self.name, self.log_format, self.to_pipe = name, log, to_pipe
+        # "" = the default (uvloop where installed); "asyncio" = asyncio's own loop.
+        self.event_loop = event_loop
         self.directory, self.addon_url = directory, addon_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -471,6 +492,7 @@ class UpDaemon:
                 stdout=output,
                 stderr=errors,
                 cwd=self.directory,
+                env={**os.environ, EVENT_LOOP_ENV: self.event_loop},
                 start_new_session=True,
             )
         finally:
@@ -733,6 +755,29 @@ def verdict(direct: Variant, up: Variant, nginx: Variant | None) -> str:
     )
 
 
+def summary(
+    direct: Variant, variants: list[Variant], nginx: Variant | None
+) -> dict[str, float | None]:
+    """The headline figures for repeat.py: each variant's throughput ratio to direct, proxy CPU
+    per request (µs) and added latency (ms); the headline's ratio to nginx's."""
+    figures: dict[str, float | None] = {}
+    for variant in variants[1:]:
+        assert variant.load is not None
+        figures[f"{variant.name}: ratio"] = variant.rate / direct.rate
+        figures[f"{variant.name}: added ms"] = statistics.median(
+            variant.latency
+        ) - statistics.median(direct.latency)
+        cpu = variant.server_cpu
+        figures[f"{variant.name}: CPU µs/request"] = (
+            None if cpu is None else cpu * 1e6 / variant.load.done
+        )
+    if nginx is not None:
+        figures[f"{HEADLINE}: x nginx"] = (variants[1].rate / direct.rate) / (
+            nginx.rate / direct.rate
+        )
+    return figures
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -754,6 +799,11 @@ async def main() -> None:
         "--proxy-class",
         action="store_true",
         help="also measure the Proxy class in-process, without a renderer (the first figures)",
+    )
+    parser.add_argument(
+        "--asyncio-loop",
+        action="store_true",
+        help="also measure `up` (text log to a file) on asyncio's loop instead of uvloop",
     )
     args = parser.parse_args()
     # SIGTERM stops the run as Ctrl-C does: through every `finally` that stops a process.
@@ -810,6 +860,17 @@ async def main() -> None:
             for log in ("text", "json")
             for to in ("file", "pipe")
         ]
+        if args.asyncio_loop:
+            daemons.append(
+                UpDaemon(
+                    "up, text log to a file, asyncio loop",
+                    directory / "up-text-file-asyncio",
+                    addon.url,
+                    "text",
+                    False,
+                    event_loop="asyncio",
+                )
+            )
         servers: list[UpDaemon | Nginx] = list(daemons)
         nginx = Nginx(nginx_binary, directory / "nginx", addon.url) if nginx_binary else None
         if nginx:
@@ -843,6 +904,7 @@ async def main() -> None:
             f"{HEADLINE}"
         )
         print(verdict(direct, variants[1], reference))
+        print_summary(summary(direct, variants, reference))
 
 
 if __name__ == "__main__":

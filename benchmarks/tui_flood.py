@@ -64,7 +64,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common import STOP_TIMEOUT, complete_response, free_port, met, percentile, stop
+from common import (
+    STOP_TIMEOUT,
+    complete_response,
+    free_port,
+    met,
+    percentile,
+    print_summary,
+    stop,
+)
 
 BODY = b'{"ok": true, "page": "hello from the add-on"}\n' * 4  # ~200 bytes, like a small JSON API
 SLICES = 10
@@ -458,6 +466,20 @@ async def main() -> None:
         )
         print(f"--no-tui: log: {text_up.log_lines():,} lines for {args.requests:,} requests")
         print(verdict(direct, dashboard))
+
+        def added(target: Target, fraction: float) -> float:
+            return percentile(target.latency, fraction) - percentile(direct.latency, fraction)
+
+        print_summary(
+            {
+                "dashboard: p99 added ms": added(dashboard, 0.99),
+                "dashboard: p50 added ms": added(dashboard, 0.5),
+                "--no-tui: p99 added ms": added(text, 0.99),
+                "dashboard: RSS after 20 % MiB": dashboard.rss[-1] - dashboard.rss[1],
+                "dashboard: req/s": dashboard.rate,
+                "--no-tui: req/s": text.rate,
+            }
+        )
 
 
 if __name__ == "__main__":

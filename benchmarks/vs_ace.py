@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import free_port, percentile
+from common import free_port, percentile, print_summary
 
 from connect_devloop.host import EmulatedHost, run_host
 from connect_devloop.host.record import HostRecord
@@ -446,6 +446,16 @@ async def compare(modules: Path, saves: int, gap: float) -> int:
     print(
         f"burst: last save installed: connect-dev {'yes' if cd_won else 'NO'}; "
         f"ACE {'yes' if ace_won else 'NO'}  [goal: yes]"
+    )
+    print_summary(
+        {
+            "connect-dev lone save ms": statistics.median(cd),
+            "ACE lone save ms": statistics.median(ace),
+            "lone save ratio": statistics.median(cd) / statistics.median(ace),
+            "lone save p95 ratio": percentile(cd, 0.95) / percentile(ace, 0.95),
+            "connect-dev burst POSTs": cd_posts,
+            "ACE burst POSTs": ace_posts,
+        }
     )
     return 0
 

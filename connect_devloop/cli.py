@@ -246,11 +246,12 @@ def run_up(config: Config, *, log_format: str | None, no_tui: bool) -> int:
 
         return asyncio.run(run_dashboard(config))
 
+    from . import eventloop
     from .events import EventBus
 
     bus = EventBus()
     attach_log(bus, sys.stdout, log_format, no_tui)
-    return asyncio.run(run_until_signalled(config, bus))
+    return eventloop.run(run_until_signalled(config, bus))
 
 
 def wants_dashboard(stream: TextIO, log_format: str | None, no_tui: bool) -> bool:

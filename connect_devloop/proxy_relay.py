@@ -27,7 +27,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from .proxy_http import (
@@ -298,9 +298,10 @@ class ClientConnection(asyncio.Protocol):
     # --- asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        # A stream transport (create_server/create_connection); uvloop's do not derive from
+        # asyncio.Transport, so this is a cast, not an isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) else ""
         local = transport.get_extra_info("sockname")
@@ -309,7 +310,7 @@ class ClientConnection(asyncio.Protocol):
             self.local_host = f"[{host}]:{local[1]}" if ":" in host else f"{host}:{local[1]}"
         self._deadline = _now() + CLIENT_IDLE_TIMEOUT
         if self.relay.closed:
-            transport.abort()
+            self.transport.abort()
             return
         self.relay.clients.add(self)
 
@@ -953,9 +954,10 @@ class UpstreamConnection(asyncio.Protocol):
     # --- asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        # A stream transport (create_server/create_connection); uvloop's do not derive from
+        # asyncio.Transport, so this is a cast, not an isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.relay.upstreams.add(self)
 
     def data_received(self, data: bytes) -> None:

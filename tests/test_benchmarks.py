@@ -8,6 +8,7 @@ holds.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -31,11 +32,20 @@ def run(script: str, *args: str) -> str:
     return result.stdout
 
 
+def summary(out: str) -> dict[str, float | None]:
+    """The last line every script prints, for benchmarks/repeat.py: its figures as JSON."""
+    last = out.rstrip("\n").rsplit("\n", 1)[-1]
+    assert last.startswith("summary: "), out
+    figures: dict[str, float | None] = json.loads(last.removeprefix("summary: "))
+    return figures
+
+
 PROXY_VARIANTS = [f"up, {log} log to a {to}" for log in ("text", "json") for to in ("file", "pipe")]
 
 
 @pytest.mark.parametrize(
-    "options", [[], ["--client", "lean", "--proxy-class"], ["--client", "asyncio"]]
+    "options",
+    [[], ["--client", "lean", "--proxy-class", "--asyncio-loop"], ["--client", "asyncio"]],
 )
 def test_the_proxy_benchmark_prints_every_variant(options: list[str]) -> None:
     out = run("proxy.py", "--requests", "100", "--seconds", "1", "--connections", "4", *options)
@@ -76,6 +86,9 @@ def test_the_proxy_benchmark_prints_every_variant(options: list[str]) -> None:
         assert line, (name, out)
         lines, requests = (int(n.replace(",", "")) for n in line.groups())
         assert lines >= requests, f"{name}: a log line per request, none lost"
+    asyncio_loop = "up, text log to a file, asyncio loop"
+    shown = re.search(rf"^{asyncio_loop}: .*; log: [\d,]+ lines for [\d,]+ requests$", out, re.M)
+    assert bool(shown) == ("--asyncio-loop" in options), out
     others = [
         ("nginx", nginx is not None),
         ("Proxy class, in-process, no log", "--proxy-class" in options),
@@ -95,6 +108,12 @@ def test_the_proxy_benchmark_prints_every_variant(options: list[str]) -> None:
         out,
         re.M,
     ), out
+    figures = summary(out)
+    for name in PROXY_VARIANTS:
+        assert figures[f"{name}: ratio"] is not None, figures
+        assert f"{name}: CPU µs/request" in figures
+        assert f"{name}: added ms" in figures
+    assert ("up, text log to a file: x nginx" in figures) == bool(nginx), figures
 
 
 def test_the_loop_benchmark_prints_every_figure() -> None:
@@ -113,6 +132,11 @@ def test_the_loop_benchmark_prints_every_figure() -> None:
         r"ratio [\d.]+\), ready in \d+ ms, SIGINT -> exit median \d+ ms of 1 runs",
         out,
     ), out
+    assert set(summary(out)) == {
+        f"{figure}: {what}"
+        for figure in ("installs", "to_ready", "to_exit")
+        for what in ("2/1 ratio", "2 hosts ms")
+    }
 
 
 @pytest.mark.timeout(420)
@@ -150,6 +174,9 @@ def test_the_ace_benchmark_prints_every_figure_for_both_loops(
         out,
     ), out
     assert "burst: last save installed: connect-dev yes; ACE yes" in out, out
+    figures = summary(out)
+    assert figures["connect-dev burst POSTs"] is not None
+    assert figures["lone save ratio"] is not None
 
 
 def test_the_tui_flood_benchmark_prints_every_figure() -> None:
@@ -183,6 +210,24 @@ def test_the_tui_flood_benchmark_prints_every_figure() -> None:
         r"^goals, up with the dashboard on screen: p99 added -?[\d.]+ ms "
         r"\[goal < 5 ms: (met|missed)\], "
         r"RSS after 20 % [+-][\d.]+ MiB \[goal flat: (met|missed)\]$",
+        out,
+        re.M,
+    ), out
+    figures = summary(out)
+    assert figures["dashboard: p99 added ms"] is not None
+    assert "--no-tui: p99 added ms" in figures
+
+
+def test_repeat_prints_the_median_of_each_figure_over_runs() -> None:
+    out = run(
+        "repeat.py",
+        *("--runs", "2", "proxy.py", "--requests", "100", "--seconds", "1"),
+        *("--connections", "4", "--client", "lean"),
+    )
+    assert len(re.findall(r"^run \d: up, text log to a file: ratio [\d.]+", out, re.M)) == 2, out
+    assert "medians of 2 runs of proxy.py --requests 100 --seconds 1" in out, out
+    assert re.search(
+        r"^  up, text log to a file: ratio: median [\d.]+ \(range [\d.]+ to [\d.]+, 2 runs\)$",
         out,
         re.M,
     ), out

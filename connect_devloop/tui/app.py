@@ -1,10 +1,11 @@
 """The dashboard: `connect-dev up` as a live Textual app.
 
-The daemon (``cli.make_supervisor``) runs inside Textual's event loop as a worker with its own
-``stop`` event. Its events reach the panels only through the bus: the subscriber appends each
-event to an inbox and posts one ``EventsPending``; the app folds the whole inbox into ``State``
-with the shared reducer and updates every panel once, at most every ``FLUSH_INTERVAL``. A flood of
-requests therefore costs ten redraws a second, whatever its rate, and every list is bounded.
+The daemon (``cli.make_supervisor``) runs with its own ``stop`` event, on a thread and event loop
+of its own (``daemon_thread``), so that no redraw holds up a proxied request. Its events reach the
+panels only through the bus: the subscriber appends each event to an inbox and posts one
+``EventsPending``; the app folds the whole inbox into ``State`` with the shared reducer and
+updates every panel once, at most every ``FLUSH_INTERVAL``. A flood of requests therefore costs
+ten redraws a second, whatever its rate, and every list is bounded.
 
 Quitting (``q``, Ctrl-C, SIGTERM) sets ``stop`` and shows the teardown host by host until the
 daemon returns; a second Ctrl-C exits at once with 130 and leaves the ledger for
@@ -37,6 +38,7 @@ from ..config import Config
 from ..events import Event, EventBus, RequestServed
 from ..render.text import TextRenderer
 from ..state import HostState, State, reduce
+from .daemon_thread import ThreadedDaemon
 from .event_log import EventLog
 from .format import SPINNER
 from .header import DescriptorHeader
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.1  # seconds between two redraws at most: 10 per second under any flood
 SPINNER_INTERVAL = 0.1
+DAEMON_SWITCH_INTERVAL = 0.001  # seconds; see run_dashboard
 UPM_PAGE = "/plugins/servlet/upm"
 
 
@@ -515,7 +518,21 @@ async def run_dashboard(
     out = stream or sys.stdout
     bus = EventBus()
     # Built before the screen is taken over: building may ask for a password on the terminal.
-    daemon = daemon_factory(config, bus)
+    # It runs on a thread of its own, so no redraw holds up a proxied request (daemon_thread).
+    daemon = ThreadedDaemon(daemon_factory(config, bus))
+    # While Textual renders, the daemon's thread waits for the interpreter's lock at most this
+    # long (the default is 5 ms, which a request under a flood would pay at p99).
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(DAEMON_SWITCH_INTERVAL)
+    try:
+        return await _run_app(config, daemon, bus, notes, out)
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+
+async def _run_app(
+    config: Config, daemon: Daemon, bus: EventBus, notes: Sequence[str], out: TextIO
+) -> int:
     app = DashboardApp(
         config,
         daemon=daemon,
