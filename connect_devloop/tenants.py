@@ -185,14 +185,32 @@ class TenantStore:
 
     def remember(self, tenant: Tenant, secret: Secret) -> Tenant:
         """Store ``tenant`` and its ``secret`` (replacing an earlier installation's)."""
+        return self.remember_all([(tenant, secret)])[0]
+
+    def remember_all(self, installs: Sequence[tuple[Tenant, Secret]]) -> list[Tenant]:
+        """``remember`` for each of ``installs`` in order, with one write of each file for all
+        of them: 100 hosts installing at once cost two fsyncs, not two hundred (issue 9)."""
         with self._lock:
-            stored = self._store_secret(tenant, secret)
-            tenants = [
-                t
-                for t in self.tenants()
-                if (t.client_key, t.addon_key) != (tenant.client_key, tenant.addon_key)
-            ]
-            self._write_index([stored, *tenants])
+            file_secrets: dict[str, str] | None = None
+            stored: list[Tenant] = []
+            for tenant, secret in installs:
+                if self._store_in_keychain(tenant, secret):
+                    stored.append(replace(tenant, secret_in=IN_KEYCHAIN))
+                    if file_secrets is None:
+                        file_secrets = self._file_secrets()
+                    file_secrets.pop(_file_key(tenant), None)
+                    continue
+                if file_secrets is None:
+                    file_secrets = self._file_secrets()
+                file_secrets[_file_key(tenant)] = secret.reveal()
+                stored.append(replace(tenant, secret_in=IN_FILE))
+            if file_secrets is not None and (file_secrets != self._file_secrets()):
+                self._write_secrets(file_secrets)
+            newest: dict[tuple[str, str], Tenant] = {}
+            for tenant in stored:  # a tenant installed twice in one batch: the later one
+                newest[(tenant.client_key, tenant.addon_key)] = tenant
+            kept = [t for t in self.tenants() if (t.client_key, t.addon_key) not in newest]
+            self._write_index([*reversed(newest.values()), *kept])
             return stored
 
     def mark_uninstalled(self, client_key: str, addon_key: str, at: float | None = None) -> None:
@@ -223,7 +241,8 @@ class TenantStore:
                 self.secrets_path.unlink()
             return [t for t in stored if (t.client_key, t.addon_key) in keys]
 
-    def _store_secret(self, tenant: Tenant, secret: Secret) -> Tenant:
+    def _store_in_keychain(self, tenant: Tenant, secret: Secret) -> bool:
+        """True when the keychain took the secret; otherwise it goes to the 0600 file."""
         try:
             self._keychain.set(tenant_account(tenant.addon_key, tenant.client_key), secret)
         except KeychainError as exc:
@@ -235,13 +254,8 @@ class TenantStore:
                 exc.message,
             )
             self.keychain_problem = exc
-        else:
-            self._drop_file_secret(tenant)
-            return replace(tenant, secret_in=IN_KEYCHAIN)
-        secrets = self._file_secrets()
-        secrets[_file_key(tenant)] = secret.reveal()
-        self._write_secrets(secrets)
-        return replace(tenant, secret_in=IN_FILE)
+            return False
+        return True
 
     def _delete_secret(self, tenant: Tenant) -> None:
         if tenant.secret_in == IN_KEYCHAIN:

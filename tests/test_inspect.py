@@ -1046,3 +1046,26 @@ def test_decoding_on_a_chosen_clock() -> None:
     with pytest.raises(jwt.JwtVerificationError) as bad:
         jwt.check_times({"exp": "tomorrow"}, NOW)
     assert bad.value.reason == "malformed"
+
+
+async def test_installs_arriving_together_are_stored_in_few_writes(tmp_path: Path) -> None:
+    """Group commit: the installs that come while one write is on the disk share the next."""
+    rig = Rig(tmp_path)
+    batches: list[int] = []
+    remember_all = rig.tenants.remember_all
+
+    def recording(installs: Any) -> Any:
+        batches.append(len(installs))
+        return remember_all(installs)
+
+    rig.tenants.remember_all = recording  # type: ignore[method-assign]
+    payloads = [install_payload(clientKey=f"client-{n}") for n in range(20)]
+    await asyncio.gather(
+        *(
+            rig.send("POST", "/installed", token=install_token(iss=f"client-{n}"), payload=p)
+            for n, p in enumerate(payloads)
+        )
+    )
+    assert sum(batches) == 20
+    assert len(batches) < 20, batches
+    assert {t.client_key for t in rig.tenants.tenants()} == {f"client-{n}" for n in range(20)}

@@ -272,3 +272,33 @@ def test_one_store_sees_what_another_wrote(tmp_path: Path) -> None:
     assert up.tenants() == [second]
     with pytest.raises(TenantError):
         up.secret(first)
+
+
+def test_remember_all_writes_each_file_once_for_a_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 hosts installing at once: one index write and one secrets write, not one each."""
+    keyring.set_keyring(fail.Keyring())
+    store = TenantStore(tmp_path)
+    store.remember(tenant("earlier", installed_at=1.0), Secret("earlier"))
+    written: list[str] = []
+    import connect_devloop.tenants as tenants_module
+
+    real_write = tenants_module._write_json
+    monkeypatch.setattr(
+        tenants_module,
+        "_write_json",
+        lambda path, data: (written.append(path.name), real_write(path, data))[1],
+    )
+    batch = [(tenant(f"client-{n}", installed_at=10.0 + n), Secret(f"s{n}")) for n in range(5)]
+    # The same tenant twice in one batch (a quick re-install): the later one is kept.
+    batch.append((tenant("client-0", installed_at=20.0), Secret("s0-again")))
+    stored = store.remember_all(batch)
+    assert sorted(written) == ["tenant-secrets.json", "tenants.json"]
+    assert [t.client_key for t in stored] == [t.client_key for t, _ in batch]
+    assert [t.client_key for t in store.tenants()] == [
+        "client-0", "client-4", "client-3", "client-2", "client-1", "earlier"
+    ]  # fmt: skip
+    assert store.tenants()[0].installed_at == 20.0
+    assert store.secret(store.tenants()[0]) == Secret("s0-again")
+    assert store.secret(store.tenants()[-1]) == Secret("earlier")
