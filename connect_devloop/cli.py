@@ -143,6 +143,19 @@ def _build_parser() -> argparse.ArgumentParser:
         help='refuse JWT descriptors without "apiMigrations": {"signed-install": true}',
     )
     host.add_argument(
+        "--descriptor-installs",
+        choices=("allowed", "refused"),
+        default="allowed",
+        help="refused: fail descriptor-URL installs as Cloud does since 2026 (Forge installs work)",
+    )
+    host.add_argument(
+        "--forge-deploy-delay",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="time each deploy of the emulated Forge CLI takes, in ms",
+    )
+    host.add_argument(
         "--ping-after", type=int, default=100, metavar="MS", help="pingAfter of install tasks in ms"
     )
     host.add_argument(
@@ -168,6 +181,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .commands_credentials import add_parsers
 
     add_parsers(commands, _add_config)
+    from . import commands_forge  # forge convert: manifest.yml from the descriptor
+
+    commands_forge.add_parsers(commands, _add_config)
     return parser
 
 
@@ -402,15 +418,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import descriptor
+    from .commands_forge import manifest_to_validate, validate_manifest_file
     from .config import CONFIG_FILE_NAME, find_config, load_config
     from .errors import DescriptorError
 
+    # A Forge manifest (docs/forge.md) is checked when named, and the project's with the
+    # descriptor.
+    config = None
     if args.descriptor is not None:
         path = Path(args.descriptor)
+        if path.suffix.lower() in (".yml", ".yaml"):
+            return validate_manifest_file(path)
     elif args.config is not None or Path(CONFIG_FILE_NAME).is_file():
-        path = load_config(find_config(args.config)).descriptor_path
+        config = load_config(find_config(args.config))
+        path = config.descriptor_path
     else:
         path = Path("atlassian-connect.json")
+    manifest = manifest_to_validate(config, path)
     try:
         revision = descriptor.load(path)
     except DescriptorError as exc:
@@ -418,10 +442,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(problem.format(str(path)))
         count = len(exc.problems)
         print(f"{path}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
+        if manifest is not None:
+            validate_manifest_file(manifest)
         return EXIT_FAILURE
     for warning in revision.warnings:
         print(f"warning: {warning.format(str(path))}")
     print(f"{path}: ok: {revision.key} (digest {revision.digest})")
+    if manifest is not None:
+        return validate_manifest_file(manifest)
     return EXIT_OK
 
 
@@ -454,6 +482,8 @@ def _cmd_host(args: argparse.Namespace) -> int:
         ping_after_ms=args.ping_after,
         install_delay_ms=args.install_delay,
         require_signed_install=args.require_signed_install,
+        descriptor_installs_refused=args.descriptor_installs == "refused",
+        forge_deploy_delay_ms=args.forge_deploy_delay,
     )
 
     listening = False
@@ -465,6 +495,7 @@ def _cmd_host(args: argparse.Namespace) -> int:
         print(f"  UPM REST:   {host.base_url}/rest/plugins/1.0/", flush=True)
         print(f"  install keys: CONNECT_KEYS_CDN_URL={host.keys_url}", flush=True)
         print(f"  record:     {host.origin}/_emulator/record", flush=True)
+        print(f"  forge:      CONNECT_DEV_FORGE_EMULATOR_URL={host.base_url}", flush=True)
         print("  users:      " + ", ".join(users), flush=True)
 
     async def serve() -> None:

@@ -152,6 +152,10 @@ def run_login(args: argparse.Namespace, *, keychain: Keychain | None = None) -> 
         return EXIT_OK
     failed = 0
     for host in hosts:
+        if host.registrar == "forge":
+            _say(f"{host.name}: a Forge host: the Forge CLI keeps its own login (`forge login`)")
+            failed += 1
+            continue
         secret = _read_secret(
             f"API token or password for {host.username} on {host.base_url}: ",
             args.password_stdin,
@@ -184,7 +188,7 @@ def run_logout(args: argparse.Namespace, *, keychain: Keychain | None = None) ->
             _forget_tenants(_load_config(args), store)
         return EXIT_OK
     config = _load_config(args)
-    hosts = _chosen_hosts(config, args.host) if args.host else list(config.hosts)
+    hosts = _chosen_hosts(config, args.host) if args.host else _upm_hosts(config)
     for host in hosts:
         account = host_account(host.url, host.username)
         removed = _delete(store, account)
@@ -253,7 +257,12 @@ def _hosts_without_password(config: Config) -> list[HostConfig]:
     from .credentials import default_sources
 
     sources = default_sources()
-    return [host for host in config.hosts if all(s.lookup(host) is None for s in sources)]
+    return [host for host in _upm_hosts(config) if all(s.lookup(host) is None for s in sources)]
+
+
+def _upm_hosts(config: Config) -> list[HostConfig]:
+    """The hosts connect-dev logs in to itself (a Forge host's login is the Forge CLI's)."""
+    return [host for host in config.hosts if host.registrar == "upm"]
 
 
 def _chosen_hosts(config: Config, wanted: str) -> list[HostConfig]:

@@ -13,6 +13,7 @@ import ipaddress
 import math
 import os
 import re
+import shlex
 import string
 import tomllib
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from .files import InputFileError, NotUtf8Error, decode_utf8, describe_missing, 
 __all__ = [
     "CONFIG_FILE_NAME",
     "Config",
+    "ForgeConfig",
     "HostConfig",
     "NgrokConfig",
     "SshConfig",
@@ -42,12 +44,14 @@ CONFIG_FILE_NAME = "connect-dev.toml"
 LEDGER_RELATIVE_PATH = Path(".connect-dev") / "ledger.json"
 PROVIDERS = ("auto", "ngrok", "ssh", "none")
 PRODUCTS = ("jira", "confluence")
+REGISTRARS = ("upm", "forge")
+ON_EXIT = ("keep", "uninstall")
 MAX_SECONDS = 86400.0  # a day; longer waits are typos, and some clocks overflow on huge ones
 
 # The schema: table -> {key: expected type name}. "hosts" is an array of tables.
 _SCHEMA: dict[str, dict[str, str]] = {
     "": {"descriptor": "string", "addon": "table", "proxy": "table", "tunnel": "table",
-         "hosts": "array of tables"},
+         "forge": "table", "hosts": "array of tables"},
     "addon": {"url": "string"},
     "proxy": {"port": "integer"},
     "tunnel": {"provider": "string", "public_url": "string", "health_interval": "number",
@@ -57,14 +61,45 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "tunnel.ssh": {"target": "string", "port": "integer", "identity_file": "string",
                    "remote_port": "integer", "remote_bind": "string", "url_pattern": "string",
                    "options": "array of strings", "path": "string"},
+    "forge": {"manifest": "string", "environment": "string",
+              "command": "string or array of strings", "on_exit": "string",
+              "deploy_timeout": "number", "install_timeout": "number",
+              "uninstall_timeout": "number"},
     "hosts": {"name": "string", "url": "string", "product": "string", "username": "string",
-              "password_env": "string", "password": "string", "keys_url": "string"},
+              "password_env": "string", "password": "string", "keys_url": "string",
+              "registrar": "string", "site": "string"},
 }  # fmt: skip
+# Keys of a UPM host that a Forge host must not have, and why.
+_NOT_FOR_FORGE = {
+    "url": (
+        "a Forge host is named by its site, not a URL",
+        'Remove url; write the site\'s host name, e.g. site = "your-site.atlassian.net".',
+    ),
+    "username": (
+        "the Forge CLI logs in by itself",
+        "Remove it: `forge login` keeps the login, or set FORGE_EMAIL and FORGE_API_TOKEN in "
+        "the environment.",
+    ),
+    "password_env": (
+        "the Forge CLI logs in by itself",
+        "Remove it: `forge login` keeps the login, or set FORGE_EMAIL and FORGE_API_TOKEN in "
+        "the environment.",
+    ),
+    "password": (
+        "the Forge CLI logs in by itself",
+        "Remove it: `forge login` keeps the login, or set FORGE_EMAIL and FORGE_API_TOKEN in "
+        "the environment.",
+    ),
+}
 
 
 @dataclass(frozen=True)
 class HostConfig:
-    """One ``[[hosts]]`` entry: a Jira or Confluence site to install the add-on on."""
+    """One ``[[hosts]]`` entry: a Jira or Confluence site to install the add-on on.
+
+    ``registrar`` says how: ``"upm"`` (UPM REST at ``url``, as ``username``) or ``"forge"``
+    (the Forge CLI, on ``site``; ``url`` is then derived from the site and ``username`` is
+    empty)."""
 
     name: str
     url: str
@@ -75,6 +110,9 @@ class HostConfig:
     line: int | None = None
     # Where this host's install-signing keys are published (None: the default for the host).
     keys_url: str | None = None
+    registrar: str = "upm"
+    # forge: the site `forge install --site` is given: "x.atlassian.net", or "host:port"
+    site: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -123,6 +161,20 @@ class TunnelConfig:
 
 
 @dataclass(frozen=True)
+class ForgeConfig:
+    """``[forge]``: how hosts with ``registrar = "forge"`` are installed (docs/forge.md)."""
+
+    manifest: Path  # absolute (resolved against the config file's directory)
+    environment: str = "development"
+    command: tuple[str, ...] = ("forge",)  # the Forge CLI and any words before its arguments
+    on_exit: str = "keep"  # keep | uninstall
+    # Bounds of the Forge CLI's steps, in seconds.
+    deploy_timeout: float = 600.0
+    install_timeout: float = 300.0
+    uninstall_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     descriptor_path: Path
@@ -130,6 +182,8 @@ class Config:
     proxy_port: int = 8000
     tunnel: TunnelConfig = field(default_factory=TunnelConfig)
     hosts: tuple[HostConfig, ...] = ()
+    # None when the file has neither a [forge] table nor a host with registrar = "forge".
+    forge: ForgeConfig | None = None
     warnings: tuple[str, ...] = ()
     # Line of each dotted key ("proxy.port", "hosts[1].url") as written in the file, so errors
     # found later (a taken port) can still point at the line.
@@ -279,9 +333,11 @@ def parse_config(text: str, path: Path) -> Config:
     descriptor_path = reader.path("", "descriptor", descriptor, path.parent, expand_user=False)
     assert descriptor_path is not None  # descriptor is not empty
     tunnel_config = _read_tunnel(reader, tunnel, provider, path.parent)
+    forge = _read_forge(reader, reader.table(data, "forge"), path.parent)
 
     hosts, warnings = _read_hosts(reader, data)
     _check_public_url(reader, tunnel_config, hosts)
+    uses_forge = "forge" in data or any(host.registrar == "forge" for host in hosts)
     return Config(
         path=path,
         descriptor_path=descriptor_path,
@@ -289,6 +345,7 @@ def parse_config(text: str, path: Path) -> Config:
         proxy_port=port,
         tunnel=tunnel_config,
         hosts=tuple(hosts),
+        forge=forge if uses_forge else None,
         warnings=tuple(warnings),
         key_lines=lines.dotted(),
     )
@@ -449,6 +506,98 @@ def _read_ssh(reader: _Reader, table: Mapping[str, Any], base: Path) -> SshConfi
     )
 
 
+def _read_forge(reader: _Reader, table: Mapping[str, Any], base: Path) -> ForgeConfig:
+    name = "forge"
+    manifest = reader.get(table, name, "manifest", str, "manifest.yml")
+    if not manifest:
+        reader.fail(name, "manifest", "must not be empty", hint='e.g. manifest = "manifest.yml"')
+    manifest_path = reader.path(name, "manifest", manifest, base)
+    assert manifest_path is not None  # manifest is not empty
+    environment = reader.get(table, name, "environment", str, "development")
+    if (
+        not environment
+        or environment.startswith("-")
+        or not _FORGE_ENVIRONMENT.fullmatch(environment)
+    ):
+        reader.fail(
+            name,
+            "environment",
+            f"{_show(environment)} is not a Forge environment name",
+            hint='e.g. environment = "development" (or staging, production, or one of '
+            "`forge environments list`).",
+        )
+    on_exit = reader.get(table, name, "on_exit", str, "keep")
+    if on_exit not in ON_EXIT:
+        reader.fail(
+            name,
+            "on_exit",
+            f"{_show(on_exit)} is not one of {', '.join(ON_EXIT)}",
+            hint=_did_you_mean(on_exit, ON_EXIT)
+            or "keep leaves the app installed on exit (deploys are slow; `connect-dev down` "
+            'uninstalls it); "uninstall" runs forge uninstall.',
+        )
+    timeouts = {}
+    for key, default in (
+        ("deploy_timeout", 600.0),
+        ("install_timeout", 300.0),
+        ("uninstall_timeout", 120.0),
+    ):
+        timeouts[key] = reader.seconds(table, name, key, default)
+        if timeouts[key] <= 0:
+            reader.fail(name, key, "must be more than 0 seconds", hint=f"e.g. {key} = {default:g}")
+    return ForgeConfig(
+        manifest=manifest_path,
+        environment=environment,
+        command=_read_command(reader, table),
+        on_exit=on_exit,
+        **timeouts,
+    )
+
+
+_FORGE_ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _read_command(reader: _Reader, table: Mapping[str, Any]) -> tuple[str, ...]:
+    """``[forge] command``: a string split as a shell would (without running one), or a list."""
+    name = "forge"
+    hint = 'e.g. command = "npx forge", or command = ["npx", "forge"]'
+    if "command" not in table:
+        return ("forge",)
+    value = table["command"]
+    if isinstance(value, str):
+        reader.check_text(name, "command", value)
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            reader.fail(name, "command", f"{_show(value)} cannot be split into words: {exc}", hint)
+    elif isinstance(value, list):
+        for word in value:
+            if not isinstance(word, str):
+                reader.fail(
+                    name,
+                    "command",
+                    f"{_toml_type(word)} is not a word of a command: each must be a string",
+                    hint,
+                )
+            reader.check_text(name, "command", word)
+        words = list(value)
+    else:
+        reader.fail(
+            name,
+            "command",
+            f"must be a string or an array of strings, not {_toml_type(value)}",
+            hint,
+        )
+    if not words or not words[0]:
+        reader.fail(
+            name,
+            "command",
+            "must name the Forge CLI",
+            hint='e.g. command = "forge" (the default: forge on PATH)',
+        )
+    return tuple(words)
+
+
 def _check_public_url(reader: _Reader, tunnel: TunnelConfig, hosts: list[HostConfig]) -> None:
     if tunnel.public_url is None:
         return
@@ -482,6 +631,29 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
     for index, entry in enumerate(raw_hosts):
         table = f"hosts[{index}]"
         reader.check_keys(table, entry)
+        registrar = reader.get(entry, table, "registrar", str, "upm")
+        if registrar not in REGISTRARS:
+            reader.fail(
+                table,
+                "registrar",
+                f"{_show(registrar)} is not one of {', '.join(REGISTRARS)}",
+                hint=_did_you_mean(registrar, REGISTRARS)
+                or "upm installs through the host's UPM REST API (the default); forge through "
+                "the Forge CLI (Connect on Forge).",
+            )
+        if registrar == "forge":
+            forge_host = _read_forge_host(reader, entry, table)
+            _claim_name(reader, seen, table, forge_host.name, index)
+            hosts.append(forge_host)
+            continue
+        if "site" in entry:
+            reader.fail(
+                table,
+                "site",
+                'is only used with registrar = "forge": a UPM host is named by its url',
+                hint='To install through the Forge CLI, add registrar = "forge" (and remove url, '
+                "username and the password); else remove site.",
+            )
         if "url" not in entry:
             reader.fail(
                 table,
@@ -520,14 +692,7 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
         keys_url = reader.get(entry, table, "keys_url", str, "") or None
         if keys_url is not None:
             reader.url(entry, table, "keys_url", keys_url)
-        if name in seen:
-            reader.fail(
-                table,
-                "name",
-                f"{_show(name)} is already the name of hosts[{seen[name]}]",
-                hint="Give each [[hosts]] entry its own name.",
-            )
-        seen[name] = index
+        _claim_name(reader, seen, table, name, index)
         host = HostConfig(
             name=name,
             url=url.rstrip("/"),
@@ -546,6 +711,115 @@ def _read_hosts(reader: _Reader, data: Mapping[str, Any]) -> tuple[list[HostConf
             )
         hosts.append(host)
     return hosts, warnings
+
+
+def _claim_name(reader: _Reader, seen: dict[str, int], table: str, name: str, index: int) -> None:
+    if name in seen:
+        reader.fail(
+            table,
+            "name",
+            f"{_show(name)} is already the name of hosts[{seen[name]}]",
+            hint="Give each [[hosts]] entry its own name.",
+        )
+    seen[name] = index
+
+
+def _read_forge_host(reader: _Reader, entry: Mapping[str, Any], table: str) -> HostConfig:
+    """A ``[[hosts]]`` entry with ``registrar = "forge"``: a site and a product."""
+    for key, (why, hint) in _NOT_FOR_FORGE.items():
+        if key in entry:
+            reader.fail(table, key, f'is not used with registrar = "forge": {why}', hint=hint)
+    if "site" not in entry:
+        reader.fail(
+            table,
+            "site",
+            "is required for a Forge host: the site to install on",
+            hint='e.g. site = "your-site.atlassian.net"',
+        )
+    site = _check_site(reader, table, reader.get(entry, table, "site", str, ""))
+    if "product" not in entry:
+        reader.fail(
+            table,
+            "product",
+            "is required for a Forge host",
+            hint='product = "jira" or product = "confluence"',
+        )
+    product = reader.get(entry, table, "product", str, "")
+    if product not in PRODUCTS:
+        reader.fail(
+            table,
+            "product",
+            f"{_show(product)} is not one of jira, confluence",
+            hint=_did_you_mean(product, PRODUCTS),
+        )
+    keys_url = reader.get(entry, table, "keys_url", str, "") or None
+    if keys_url is not None:
+        reader.url(entry, table, "keys_url", keys_url)
+    return HostConfig(
+        name=reader.get(entry, table, "name", str, "") or site,
+        url=site_url(site, product),
+        product=product,
+        username="",
+        line=reader.lines.table_line(table),
+        keys_url=keys_url.rstrip("/") if keys_url is not None else None,
+        registrar="forge",
+        site=site,
+    )
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _check_site(reader: _Reader, table: str, site: str) -> str:
+    """``site``: a host name (``x.atlassian.net``), or ``host:port`` (the emulated site);
+    no scheme, no path."""
+    hint = 'Write the host name of the site alone, e.g. site = "your-site.atlassian.net".'
+    if "://" in site:
+        scheme = site.split("://", 1)[0]
+        reader.fail(
+            table,
+            "site",
+            f"{_show(site)} is not a site: write it without {_show(scheme + '://')}",
+            hint=hint,
+        )
+    if not site or any(character <= " " or character == "\x7f" for character in site):
+        reader.fail(
+            table, "site", f"{_show(site)} is not a site: it is empty or has a space", hint=hint
+        )
+    try:
+        parts = urlsplit(f"//{site}")
+        hostname = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        return str(reader.fail(table, "site", f"{_show(site)} is not a site: {exc}", hint=hint))
+    if parts.path or parts.query or parts.fragment or site.endswith(("?", "#")):
+        reader.fail(
+            table,
+            "site",
+            f"{_show(site)} is not a site: it has a path",
+            hint=f'{hint} Confluence is product = "confluence", without /wiki.',
+        )
+    if "@" in parts.netloc:
+        reader.fail(table, "site", "the site has a user name in it (before the '@')", hint=hint)
+    if not hostname or not _is_host_name(hostname) or (site.endswith(":") and port is None):
+        reader.fail(table, "site", f"{_show(site)} is not a host name", hint=hint)
+    return site
+
+
+def _is_host_name(hostname: str) -> bool:
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        labels = hostname.rstrip(".").split(".")
+        return all(_HOST_LABEL.fullmatch(label) for label in labels)
+    return True
+
+
+def site_url(site: str, product: str) -> str:
+    """The base URL of ``product`` on a Forge ``site``: https (http on loopback, the emulated
+    site), Confluence under /wiki as on Cloud."""
+    scheme = "http" if is_loopback_url(f"http://{site}") else "https"
+    return f"{scheme}://{site}" + ("/wiki" if product == "confluence" else "")
 
 
 def _guess_product(url: str) -> str:
@@ -771,7 +1045,14 @@ def _belongs_elsewhere(table: str, key: str) -> str | None:
         for other, keys in _SCHEMA.items()
         if root and other != name and other.split(".")[0] == root and key in keys
     ]
-    return f"{key} belongs in " + " or ".join(f"[{home}]" for home in homes) if homes else None
+    if homes:
+        return f"{key} belongs in " + " or ".join(f"[{home}]" for home in homes)
+    # The Forge settings are shared by every Forge host; the site and product are each one's.
+    if name == "hosts" and key in _SCHEMA["forge"]:
+        return f"{key} belongs in [forge] (one setting for every Forge host)"
+    if name == "forge" and key in _SCHEMA["hosts"]:
+        return f"{key} belongs in the [[hosts]] entry of each Forge host"
+    return None
 
 
 def _did_you_mean(word: str, choices: Any) -> str | None:

@@ -238,8 +238,8 @@ def prepare_password_sources(
     sources = list(sources) if sources is not None else default_sources()
     resolved = ResolvedSource()
     for host in hosts:
-        if resolved.lookup(host) is not None:
-            continue
+        if host.registrar != "upm" or resolved.lookup(host) is not None:
+            continue  # a Forge host has no password of ours: the Forge CLI logs in
         secret = _first_found(host, sources)
         if secret is None:
             secret = _prompt(host, sources, ask, confirm, keychain, out)

@@ -22,7 +22,9 @@ __all__ = [
     "Error",
     "Event",
     "EventBus",
+    "ForgeStep",
     "HostAnswering",
+    "Kept",
     "Lifecycle",
     "Ready",
     "Registered",
@@ -111,6 +113,7 @@ class Registering(Event):
     host: str
     reason: str
     digest: str = ""
+    registrar: str = "upm"  # the host's backend: "upm" or "forge"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +124,9 @@ class Registered(Event):
     duration_ms: int
     digest: str = ""
     enabled: bool = True
+    registrar: str = "upm"
+    # True: the host already had this revision (kept by an earlier run), so nothing was sent.
+    unchanged: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +135,7 @@ class RegistrationFailed(Event):
     host: str
     error: str
     hint: str | None = None
+    registrar: str = "upm"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,6 +233,30 @@ class DeregistrationFailed(Event):
     error: str
     key: str = ""
     hint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kept(Event):
+    """On exit, the add-on stays installed on a host whose registrar keeps it (Forge with
+    ``on_exit = "keep"``); the ledger still lists it, and ``connect-dev down`` uninstalls it.
+    ``revision`` is the revision the host confirmed, "" when its last install did not finish."""
+
+    name: ClassVar[str] = "kept"
+    host: str
+    key: str
+    revision: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgeStep(Event):
+    """One step of the Forge CLI for a host: ``step`` is validate | deploy | install |
+    uninstall, ``state`` started | done | failed. ``duration_ms`` is 0 when started."""
+
+    name: ClassVar[str] = "forge_step"
+    host: str
+    step: str
+    state: str
+    duration_ms: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

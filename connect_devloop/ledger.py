@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TextIO, TypeVar
 
@@ -54,6 +54,16 @@ class LedgerEntry:
     key: str  # the add-on key that may be installed there
     since: float  # wall-clock time of the first install attempt
     pid: int  # the `connect-dev up` that wrote it
+    # Added with the Forge registrar; ledgers written before have none of these (the defaults).
+    registrar: str = "upm"  # the backend that installed it: "upm" or "forge"
+    site: str = ""  # forge: the site, product and environment `forge install` was given
+    product: str = ""
+    environment: str = ""
+    # The backend's revision of what is (being) installed (forge: the rendered manifest's
+    # digest), and whether the host confirmed it: with both, a later run that keeps the
+    # install knows what is there and deploys nothing when nothing changed.
+    revision: str = ""
+    confirmed: bool = False
 
 
 class Ledger:
@@ -154,8 +164,7 @@ class Ledger:
             "version": _FORMAT_VERSION,
             "comment": "Written by connect-dev: add-ons that may still be installed. "
             "`connect-dev down` removes them.",
-            # vars(), not asdict(): the fields are plain values, and asdict deep-copies each.
-            "entries": [dict(vars(entry)) for entry in entries],
+            "entries": [_entry_json(entry) for entry in entries],
         }
         ensure_state_dir(self.path.parent)
         try:
@@ -171,15 +180,38 @@ class Ledger:
 
 _Change = Callable[[list[LedgerEntry]], list[LedgerEntry]]
 
+# Written only when they differ from these: an entry of the UPM registrar is written as it
+# was before the Forge registrar (and a ledger without them reads as UPM's).
+_OPTIONAL_DEFAULTS: dict[str, object] = {
+    "registrar": "upm",
+    "site": "",
+    "product": "",
+    "environment": "",
+    "revision": "",
+    "confirmed": False,
+}
+
+
+def _entry_json(entry: LedgerEntry) -> dict[str, Any]:
+    # vars(), not asdict(): the fields are plain values, and asdict deep-copies each.
+    return {
+        name: value
+        for name, value in vars(entry).items()
+        if name not in _OPTIONAL_DEFAULTS or value != _OPTIONAL_DEFAULTS[name]
+    }
+
 
 def _with(entries: list[LedgerEntry], entry: LedgerEntry) -> list[LedgerEntry]:
     """``entries`` with ``entry`` (one per host URL and key; an existing one keeps its
-    ``since``, and one this process wrote is left as it is)."""
+    ``since``, and one this process wrote changes only in the revision it records)."""
     for existing in entries:
         if existing.url == entry.url and existing.key == entry.key:
             if existing.pid == entry.pid:
-                return entries
-            kept = LedgerEntry(**{**vars(entry), "since": existing.since})
+                if (existing.revision, existing.confirmed) == (entry.revision, entry.confirmed):
+                    return entries
+                kept = replace(existing, revision=entry.revision, confirmed=entry.confirmed)
+            else:
+                kept = replace(entry, since=existing.since)
             return [*(e for e in entries if e is not existing), kept]
     return [*entries, entry]
 
@@ -203,6 +235,16 @@ _ENTRY_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "since": ((int, float), "a number"),
     "pid": ((int,), "an integer"),
 }
+# Fields a ledger of an older version does not have: checked only when present.
+_OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "registrar": ((str,), "a string"),
+    "site": ((str,), "a string"),
+    "product": ((str,), "a string"),
+    "environment": ((str,), "a string"),
+    "revision": ((str,), "a string"),
+    "confirmed": ((bool,), "true or false"),
+}
+_REGISTRARS = ("upm", "forge")
 
 
 def _parse_entries(data: object) -> list[LedgerEntry]:
@@ -226,7 +268,17 @@ def _parse_entries(data: object) -> list[LedgerEntry]:
                 raise StateFileError(
                     f'{where}: "{name}" must be {wanted}, found {found}', damaged=True
                 )
-        unknown = sorted(entry.keys() - _ENTRY_FIELDS.keys())
+        for name, (types, wanted) in _OPTIONAL_FIELDS.items():
+            value = entry.get(name)
+            if name in entry and not isinstance(value, types):
+                raise StateFileError(
+                    f'{where}: "{name}" must be {wanted}, found {json_type(value)}', damaged=True
+                )
+        if entry.get("registrar", "upm") not in _REGISTRARS:
+            raise StateFileError(
+                f'{where}: "registrar" must be one of {", ".join(_REGISTRARS)}', damaged=True
+            )
+        unknown = sorted(entry.keys() - _ENTRY_FIELDS.keys() - _OPTIONAL_FIELDS.keys())
         if unknown:
             raise StateFileError(f'{where}: unknown field "{unknown[0]}"', damaged=True)
         parsed.append(LedgerEntry(**entry))
@@ -482,7 +534,29 @@ class ProjectLock:
             self.release()
 
 
-def new_entry(host: str, url: str, username: str, key: str) -> LedgerEntry:
+def new_entry(
+    host: str,
+    url: str,
+    username: str,
+    key: str,
+    *,
+    registrar: str = "upm",
+    site: str = "",
+    product: str = "",
+    environment: str = "",
+    revision: str = "",
+) -> LedgerEntry:
+    """An entry written by this process now (not yet confirmed by the host)."""
     return LedgerEntry(
-        host=host, url=url, username=username, key=key, since=time.time(), pid=os.getpid()
+        host=host,
+        url=url,
+        username=username,
+        key=key,
+        since=time.time(),
+        pid=os.getpid(),
+        registrar=registrar,
+        site=site,
+        product=product,
+        environment=environment,
+        revision=revision,
     )

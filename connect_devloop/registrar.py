@@ -2,6 +2,8 @@
 
 Each host gets one ``HostRegistrar`` with one worker task, so at most one install is in flight per
 host. ``request()`` never blocks: it records the newest wanted ``Target`` and wakes the worker.
+How an install is done is the host's backend's (``registrars/``: UPM or Forge); when and how
+often is decided here, the same for every backend.
 
 Timing, chosen so a lone save installs at once and a burst of saves costs two installs:
 
@@ -15,11 +17,13 @@ A formatter that writes twice on save, or an editor's save-all, therefore instal
 version immediately and the final one ``settle`` seconds after the last write.
 
 One host never holds up another: each worker first removes what a crashed run left on its own
-host (reason ``recovery``), then installs. A host that does not answer at all is reported as
-such once its attempt has been silent for ``silence`` seconds (``host_answering``), and an
-install that failed because the host could not be reached is tried again in the background
-with a growing pause, until it answers. On close, an install that has not yet sent its POST is
-cancelled at once: nothing of it can be on the host.
+host (reason ``recovery``), or takes over what an earlier run kept there on purpose (Forge's
+``on_exit = "keep"``), then installs. A host that does not answer at all is reported as such
+once its attempt has been silent for ``silence`` seconds (``host_answering``), and an install
+that failed because the host could not be reached is tried again in the background with a
+growing pause, until it answers. On close, an install that has not reached its point of no
+return (UPM: its POST; Forge: ``forge deploy``) is cancelled at once: nothing of it can be on
+the host.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 
 from .config import HostConfig
 from .errors import DevloopError, HostUnreachableError, LedgerError
@@ -38,17 +42,20 @@ from .events import (
     DeregistrationFailed,
     Event,
     HostAnswering,
+    Kept,
     Registered,
     Registering,
     RegistrationFailed,
 )
-from .ledger import Ledger, new_entry
+from .ledger import Ledger, LedgerEntry
+from .registrars.base import DESCRIPTOR_PATH, Installed, RegistrarBackend, Target
+from .registrars.upm import UpmBackend, UpmConversation
 from .tasks import keep_running
-from .upm import UpmClient
 
 __all__ = [
     "DEFAULT_SETTLE_SECONDS",
     "DEFAULT_SILENCE_SECONDS",
+    "DESCRIPTOR_PATH",
     "RETRY_FIRST_SECONDS",
     "RETRY_MAX_SECONDS",
     "HostRegistrar",
@@ -64,27 +71,13 @@ DEFAULT_SILENCE_SECONDS = 5.0
 # Pauses before trying an unreachable host again: 2, 4, 8, 16, 30, 30… seconds.
 RETRY_FIRST_SECONDS = 2.0
 RETRY_MAX_SECONDS = 30.0
-DESCRIPTOR_PATH = "/atlassian-connect.json"
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a host should have installed: a descriptor revision served at a public URL."""
-
-    key: str
-    digest: str
-    public_url: str
-
-    @property
-    def plugin_uri(self) -> str:
-        return self.public_url.rstrip("/") + DESCRIPTOR_PATH
 
 
 class HostRegistrar:
     def __init__(
         self,
         host: HostConfig,
-        client: UpmClient | None,
+        backend: RegistrarBackend | UpmConversation | None,
         ledger: Ledger,
         emit: Callable[[Event], None],
         *,
@@ -96,18 +89,21 @@ class HostRegistrar:
         silence: float = DEFAULT_SILENCE_SECONDS,
         retry_first: float = RETRY_FIRST_SECONDS,
     ) -> None:
-        """``client`` is None (with ``unavailable`` saying why) when the host has no credentials:
-        every request then reports that error instead of calling the host. ``preflight`` runs
-        before each install; when it raises a DevloopError the install fails with that error
-        and the host is not called (the supervisor checks that the tunnel serves the
-        descriptor). ``explain_failure(error, started)`` may reword an install failure with
-        what the proxy saw since ``started`` (``time.monotonic()``), e.g. that the add-on
-        server did not answer the installed callback. ``callbacks_reported()`` is awaited
-        before an install's or uninstall's outcome is reported: the events of the lifecycle
-        callbacks the host made meanwhile come first (the proxy waits, bounded, for them)."""
+        """``backend`` installs on the host (``registrars/``). A UPM client, or None with
+        ``unavailable`` saying why (the host has no credentials: every request then reports
+        that error instead of calling the host), is taken as the UPM backend around it.
+        ``preflight`` runs before each install; when it raises a DevloopError the install
+        fails with that error before its point of no return (the supervisor checks that the
+        tunnel serves the descriptor). ``explain_failure(error, started)`` may reword an
+        install failure with what the proxy saw since ``started`` (``time.monotonic()``),
+        e.g. that the add-on server did not answer the installed callback.
+        ``callbacks_reported()`` is awaited before an install's or uninstall's outcome is
+        reported: the events of the lifecycle callbacks the host made meanwhile come first
+        (the proxy waits, bounded, for them)."""
         self.host = host
-        self._client = client
-        self._unavailable = unavailable
+        if not isinstance(backend, RegistrarBackend):
+            backend = UpmBackend(host, backend, unavailable=unavailable)
+        self.backend: RegistrarBackend = backend
         self._preflight = preflight
         self._explain_failure = explain_failure
         self._callbacks_reported = callbacks_reported
@@ -117,7 +113,11 @@ class HostRegistrar:
         self._wanted: Target | None = None
         self._reason = "startup"
         self._force = False
+        self._forcing = False  # the running install was forced (installs an unchanged revision)
         self._installed: Target | None = None
+        # Key -> the backend revision the host confirmed (kept from an earlier run, or
+        # installed by this one); only backends with revisions fill it.
+        self._confirmed: dict[str, str] = {}
         self._last_request_at = float("-inf")
         self._burst = False
         self._busy = False
@@ -131,7 +131,8 @@ class HostRegistrar:
         self._retry_delay: float = retry_first
         self._retry: asyncio.TimerHandle | None = None
         self._attempt_started: float | None = None  # monotonic start of the running install
-        self._posted = False  # the running install has sent its POST (the host may have it)
+        # The running install passed its point of no return: the host may have it.
+        self._committed = False
         self._reported_silent = False
         self._needs_recovery = False
 
@@ -139,19 +140,25 @@ class HostRegistrar:
     def installed(self) -> Target | None:
         return self._installed
 
+    def keeps(self, entry: LedgerEntry) -> bool:
+        """True when ``entry`` is this host's and stays in the ledger on purpose when closing
+        (the backend keeps its installs on exit)."""
+        return self.backend.keep_on_exit and entry.url == self.host.base_url
+
     def silent_for(self) -> float | None:
         """Seconds the running install has waited without any answer from the host; None
         when nothing runs or the host answered during this attempt."""
         if self._attempt_started is None:
             return None
-        answered = self._client.last_reply_at if self._client is not None else None
+        answered = self.backend.last_reply_at
         if answered is not None and answered >= self._attempt_started:
             return None
         return time.monotonic() - self._attempt_started
 
     def start(self, *, recover: bool = False) -> None:
-        """Start the worker; with ``recover``, it first uninstalls what the ledger lists for
-        this host (what a crashed run left); ``wait_idle`` waits for that too."""
+        """Start the worker; with ``recover``, it first deals with what the ledger lists for
+        this host: a crashed run's leftovers are uninstalled, what an earlier run kept on
+        purpose is taken over. ``wait_idle`` waits for that too."""
         self._needs_recovery = recover
         if recover:
             self._idle.clear()
@@ -168,13 +175,26 @@ class HostRegistrar:
             self._needs_recovery = False
             try:
                 with self._watching_silence():
-                    await self.uninstall_all(reason="recovery")
+                    await self._recover()
             finally:
                 if not self._wake.is_set():
                     self._idle.set()
         if self._wanted is not None and self._wanted != self._installed:
             self._wake.set()  # restarted after a crash: what was asked is still wanted
         await self._run()
+
+    async def _recover(self) -> None:
+        try:
+            entries = self._ledger.entries_for(self.host.base_url)
+        except LedgerError as exc:
+            self._emit(DeregistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
+            return
+        for entry in entries:
+            kept = self.backend.kept_revision(entry)
+            if kept is None:
+                await self._uninstall(entry, reason="recovery")
+            elif kept:
+                self._confirmed[entry.key] = kept
 
     def request(self, target: Target, reason: str, *, force: bool = False) -> None:
         """Ask for ``target`` to be installed; returns at once. The newest request wins."""
@@ -203,9 +223,13 @@ class HostRegistrar:
             self._burst = False
             target, reason, force = self._wanted, self._reason, self._force
             self._force = False
-            if target is not None and (force or target != self._installed):
+            # Closing: an install that could not be abandoned past its point of no return must
+            # not start now (the close would have to wait for all of it).
+            starts = not self._closed or self.backend.interruptible
+            if target is not None and (force or target != self._installed) and starts:
                 self._busy = True
-                self._posted = False
+                self._committed = False
+                self._forcing = force
                 try:
                     await self._install(target, reason)
                 finally:
@@ -267,35 +291,43 @@ class HostRegistrar:
             await asyncio.sleep(remaining)
 
     async def _install(self, target: Target, reason: str) -> None:
-        self._emit(Registering(host=self.host.name, reason=reason, digest=target.digest))
-        if self._client is None:
-            error = self._unavailable or DevloopError("no client for this host")
-            self._emit(
-                RegistrationFailed(host=self.host.name, error=error.message, hint=error.hint)
-            )
-            return
+        kind = self.backend.kind
+        self._emit(
+            Registering(host=self.host.name, reason=reason, digest=target.digest, registrar=kind)
+        )
         started = time.monotonic()
-        # The preflight (the tunnel serves our descriptor) runs while the host is asked for
-        # its dev mode and a token: it only has to pass before the POST, which is what makes
-        # the host fetch the descriptor. A lone save installs that much sooner.
+        # The preflight (the tunnel serves our descriptor) runs while the backend prepares
+        # (UPM: the host is asked for its dev mode and a token): it only has to pass before
+        # the point of no return, which is what makes the host fetch the descriptor. A lone
+        # save installs that much sooner.
         preflight = (
             asyncio.ensure_future(self._preflight(target)) if self._preflight is not None else None
         )
+        prepared = target
 
-        async def before_post() -> None:
+        async def commit() -> None:
             if preflight is not None:
                 await preflight
-            # Right before the POST, and on disk before it: if we die mid-install the next run
-            # still cleans up, and a host that never accepted our credentials is never listed.
-            await self._ledger.write_record(
-                new_entry(self.host.name, self.host.base_url, self.host.username, target.key)
-            )
-            self._posted = True
+            # Right before the point of no return, and on disk before it: if we die
+            # mid-install the next run still cleans up, and a host that never accepted our
+            # credentials is never listed.
+            await self._ledger.write_record(self.backend.ledger_entry(prepared))
+            self._committed = True
+            if prepared.revision:
+                # Past this point what the host has is not known until the install succeeds
+                # (a deploy may land and its install fail): nothing may be skipped as there.
+                self._confirmed.pop(prepared.key, None)
+                self._installed = None
 
+        unchanged = False
         try:
             with self._watching_silence():
-                await self._client.check_dev_mode()
-                plugin = await self._client.install(target.plugin_uri, before_post=before_post)
+                prepared = await self.backend.prepare(target)
+                if self._already_there(prepared):
+                    unchanged = True
+                    installed = Installed(key=prepared.key)
+                else:
+                    installed = await self.backend.install(prepared, commit)
         except DevloopError as exc:
             if isinstance(exc, HostUnreachableError) and exc.retry:
                 # The network, not the add-on: try again until the host answers.
@@ -306,13 +338,18 @@ class HostRegistrar:
                         host=self.host.name,
                         error=exc.message,
                         hint=f"{hint}connect-dev tries again in {delay:g} s.",
+                        registrar=kind,
                     )
                 )
                 return
             if self._explain_failure is not None:
                 exc = self._explain_failure(exc, started)
             await self._after_callbacks()
-            self._emit(RegistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
+            self._emit(
+                RegistrationFailed(
+                    host=self.host.name, error=exc.message, hint=exc.hint, registrar=kind
+                )
+            )
             return
         except Exception as exc:  # a bug must not kill the worker of this host
             logger.debug("install on %s failed unexpectedly", self.host.name, exc_info=exc)
@@ -322,6 +359,7 @@ class HostRegistrar:
                     error=f"unexpected error: {type(exc).__name__}",
                     hint="This is a connect-devloop bug; please report it with the output of "
                     "the same run with -v (it has the traceback).",
+                    registrar=kind,
                 )
             )
             return
@@ -329,6 +367,8 @@ class HostRegistrar:
             if preflight is not None:
                 _settle(preflight)
         duration_ms = round((time.monotonic() - started) * 1000)
+        if prepared.revision and not unchanged:
+            await self._confirm(prepared)
         await self._after_callbacks()
         # Only now: had the wait above failed, a restarted worker installs this target again
         # rather than take it as done without its `registered`.
@@ -337,17 +377,37 @@ class HostRegistrar:
         self._emit(
             Registered(
                 host=self.host.name,
-                key=plugin.key,
+                key=installed.key,
                 duration_ms=duration_ms,
                 digest=target.digest,
-                enabled=plugin.enabled,
+                enabled=installed.enabled,
+                registrar=kind,
+                unchanged=unchanged,
             )
         )
-        if plugin.key != target.key:
+        if installed.key != target.key:
             logger.warning(
-                "%s installed key %s, expected %s", self.host.name, plugin.key, target.key
+                "%s installed key %s, expected %s", self.host.name, installed.key, target.key
             )
         await self._remove_other_keys(target.key)
+
+    def _already_there(self, prepared: Target) -> bool:
+        """The host confirmed exactly this revision already (and the install is not forced)."""
+        return (
+            bool(prepared.revision)
+            and not self._forcing
+            and self._confirmed.get(prepared.key) == prepared.revision
+        )
+
+    async def _confirm(self, prepared: Target) -> None:
+        """Record that the host has ``prepared.revision``: a later run that keeps the install
+        knows what is there. A ledger that cannot be written costs only that knowledge."""
+        self._confirmed[prepared.key] = prepared.revision
+        entry = replace(self.backend.ledger_entry(prepared), confirmed=True)
+        try:
+            await self._ledger.write_record(entry)
+        except LedgerError as exc:
+            logger.warning("%s: %s", self.host.name, exc.message)
 
     async def _after_callbacks(self) -> None:
         if self._callbacks_reported is not None:
@@ -363,22 +423,30 @@ class HostRegistrar:
             self._emit(DeregistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
             return
         for entry in stale:
-            await self._uninstall_key(entry.key, reason="key_changed")
+            await self._uninstall(entry, reason="key_changed")
 
     async def close(self, grace: float) -> None:
         """Stop taking requests, let a running install finish (or cancel it at once when it
-        has not sent its POST yet: nothing of it is on the host), then uninstall every key
-        this host may have. Bounded by ``grace`` seconds in all."""
+        has not reached its point of no return: nothing of it is on the host), then uninstall
+        every key this host may have, or, when the backend keeps its installs on exit, report
+        them as kept. Bounded by ``grace`` seconds in all, except that an install past its
+        point of no return that may not be interrupted (a running ``forge deploy``) is waited
+        for first, however long it takes."""
         self._closed = True
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
+        if self._busy and self._committed and not self.backend.interruptible:
+            await self._idle.wait()
         try:
             async with asyncio.timeout(grace):
-                if self._busy and self._posted:
+                if self._busy and self._committed:
                     await self._idle.wait()
                 await self._stop_worker()
-                await self.uninstall_all(reason="shutdown")
+                if self.backend.keep_on_exit:
+                    self._report_kept()
+                else:
+                    await self.uninstall_all(reason="shutdown")
         except TimeoutError:
             await self._stop_worker()
             self._emit(
@@ -388,6 +456,16 @@ class HostRegistrar:
                     hint=self._after_timeout_hint(),
                 )
             )
+
+    def _report_kept(self) -> None:
+        try:
+            entries = self._ledger.entries_for(self.host.base_url)
+        except LedgerError as exc:
+            self._emit(DeregistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
+            return
+        for entry in entries:
+            revision = entry.revision if entry.confirmed else ""
+            self._emit(Kept(host=self.host.name, key=entry.key, revision=revision))
 
     def _after_timeout_hint(self) -> str:
         try:
@@ -406,26 +484,20 @@ class HostRegistrar:
             self._worker = None
 
     async def uninstall_all(self, reason: str) -> bool:
-        """Uninstall every key the ledger lists for this host. True when all are gone."""
+        """Uninstall every key the ledger lists for this host (kept ones too). True when all
+        are gone."""
         try:
             entries = self._ledger.entries_for(self.host.base_url)
         except LedgerError as exc:
             self._emit(DeregistrationFailed(host=self.host.name, error=exc.message, hint=exc.hint))
             return False
-        results = [await self._uninstall_key(entry.key, reason) for entry in entries]
+        results = [await self._uninstall(entry, reason) for entry in entries]
         return all(results)
 
-    async def _uninstall_key(self, key: str, reason: str) -> bool:
-        if self._client is None:
-            error = self._unavailable or DevloopError("no client for this host")
-            self._emit(
-                DeregistrationFailed(
-                    host=self.host.name, key=key, error=error.message, hint=error.hint
-                )
-            )
-            return False
+    async def _uninstall(self, entry: LedgerEntry, reason: str) -> bool:
+        key = entry.key
         try:
-            was_installed = await self._client.uninstall(key)
+            was_installed = await self.backend.uninstall(entry)
         except DevloopError as exc:
             self._emit(
                 DeregistrationFailed(host=self.host.name, key=key, error=exc.message, hint=exc.hint)
@@ -438,6 +510,7 @@ class HostRegistrar:
                 DeregistrationFailed(host=self.host.name, key=key, error=exc.message, hint=exc.hint)
             )
             return False
+        self._confirmed.pop(key, None)
         if self._installed is not None and self._installed.key == key:
             self._installed = None
         await self._after_callbacks()

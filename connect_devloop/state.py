@@ -15,6 +15,7 @@ from .events import (
     DescriptorInvalid,
     DescriptorLoaded,
     Event,
+    ForgeStep,
     Ready,
     Registered,
     Registering,
@@ -53,6 +54,11 @@ class HostStatus:
     enabled: bool | None = None
     error: str = ""
     hint: str | None = None
+    registrar: str = "upm"  # "upm" or "forge", from the host's registering events
+    # The Forge CLI step running for the host ("" when none) and when it started (the
+    # event's wall-clock ``ts``): the dashboard shows how long it has been running.
+    step: str = ""
+    step_started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,11 +140,26 @@ def reduce(state: State, event: Event) -> State:
             )
         case TunnelClosed(reason=reason):
             return replace(state, tunnel_open=False, tunnel_closed_reason=reason or "closed")
-        case Registering(host=host, reason=reason):
+        case Registering(host=host, reason=reason, registrar=registrar):
             return _host(
-                state, host, state=HostState.INSTALLING, reason=reason, error="", hint=None
+                state,
+                host,
+                state=HostState.INSTALLING,
+                reason=reason,
+                error="",
+                hint=None,
+                registrar=registrar,
+                step="",
+                step_started=None,
             )
-        case Registered(host=host, key=key, digest=digest, duration_ms=ms, enabled=enabled):
+        case Registered(
+            host=host,
+            key=key,
+            digest=digest,
+            duration_ms=ms,
+            enabled=enabled,
+            registrar=registrar,
+        ):
             return _host(
                 state,
                 host,
@@ -149,19 +170,53 @@ def reduce(state: State, event: Event) -> State:
                 enabled=enabled,
                 error="",
                 hint=None,
+                registrar=registrar,
+                step="",
+                step_started=None,
             )
-        case RegistrationFailed(host=host, error=error, hint=hint):
-            return _host(state, host, state=HostState.FAILED, error=error, hint=hint)
+        case RegistrationFailed(host=host, error=error, hint=hint, registrar=registrar):
+            return _host(
+                state,
+                host,
+                state=HostState.FAILED,
+                error=error,
+                hint=hint,
+                registrar=registrar,
+                step="",
+                step_started=None,
+            )
+        case ForgeStep(host=host, step=step, state=step_state, ts=ts):
+            if step_state == "started":
+                return _host(state, host, registrar="forge", step=step, step_started=ts)
+            current = state.hosts.get(host)
+            if current is not None and current.step == step:
+                return _host(state, host, step="", step_started=None)
+            return state
         case Deregistered(host=host, key=key):
             if _is_other_key(state, host, key):
                 return state  # an old key removed after a rename; the current one stays
             return _host(
-                state, host, state=HostState.UNINSTALLED, enabled=None, error="", hint=None
+                state,
+                host,
+                state=HostState.UNINSTALLED,
+                enabled=None,
+                error="",
+                hint=None,
+                step="",
+                step_started=None,
             )
         case DeregistrationFailed(host=host, key=key, error=error, hint=hint):
             if _is_other_key(state, host, key):
                 return _host(state, host, error=error, hint=hint)
-            return _host(state, host, state=HostState.UNINSTALL_FAILED, error=error, hint=hint)
+            return _host(
+                state,
+                host,
+                state=HostState.UNINSTALL_FAILED,
+                error=error,
+                hint=hint,
+                step="",
+                step_started=None,
+            )
         case Ready():
             return replace(state, ready=True)
         case Stopped():

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
 
 from . import descriptor as descriptors
-from .config import Config, HostConfig
+from .config import Config, ForgeConfig, HostConfig
 from .credentials import PasswordSource, resolve_password
 from .errors import ConfigError, DescriptorError, DevloopError, LedgerError, Problem
 from .events import (
@@ -37,6 +38,7 @@ from .files import InputFileError, read_input_file
 from .ledger import Ledger, LedgerEntry, ProjectLock
 from .proxy import Inspector, Proxy
 from .registrar import DEFAULT_SETTLE_SECONDS, DEFAULT_SILENCE_SECONDS, HostRegistrar, Target
+from .registrars import RegistrarBackend, UpmBackend
 from .state import State, reduce
 from .tasks import keep_running, report_crash
 from .tunnel import Tunnel, TunnelKeeper, create_tunnel, is_probe_path, stop_leftover_tunnel
@@ -112,6 +114,7 @@ class Supervisor:
         ledger = Ledger(self.config.ledger_path)
         self._registrars = [
             _registrar(
+                self.config,
                 host,
                 session,
                 ledger,
@@ -217,7 +220,7 @@ class Supervisor:
     async def _teardown(self, keeper: TunnelKeeper) -> bool:
         await keeper.stop()  # nothing reopens the tunnel while the hosts uninstall through it
         results = await asyncio.gather(
-            *(registrar.close(self._teardown_timeout) for registrar in self._registrars),
+            *(registrar.close(self._close_bound(registrar)) for registrar in self._registrars),
             return_exceptions=True,
         )
         for result in results:
@@ -233,7 +236,16 @@ class Supervisor:
             left = Ledger(self.config.ledger_path).entries()
         except LedgerError:
             return False
-        return not left
+        # What a registrar keeps installed on exit on purpose (Forge's on_exit = "keep") is
+        # not left behind: the next `up` takes it over, `down` removes it.
+        return not [e for e in left if not any(r.keeps(e) for r in self._registrars)]
+
+    def _close_bound(self, registrar: HostRegistrar) -> float:
+        """How long a host's teardown may take: a Forge uninstall has its own, longer bound."""
+        forge = self.config.forge
+        if registrar.host.registrar == "forge" and forge is not None:
+            return max(self._teardown_timeout, forge.uninstall_timeout)
+        return self._teardown_timeout
 
     def _load_descriptor(self) -> descriptors.Revision | None:
         path = self.config.descriptor_path
@@ -293,7 +305,12 @@ class Supervisor:
             await self._keeper.preflight(target.public_url)
 
     def _target(self, revision: descriptors.Revision) -> Target:
-        return Target(key=revision.key, digest=revision.digest, public_url=self._public_url)
+        return Target(
+            key=revision.key,
+            digest=revision.digest,
+            public_url=self._public_url,
+            descriptor=revision,
+        )
 
     async def _watch(self, stop: asyncio.Event) -> None:
         path = self.config.descriptor_path
@@ -395,6 +412,7 @@ class Supervisor:
 
 
 def _registrar(
+    config: Config,
     host: HostConfig,
     session: aiohttp.ClientSession,
     ledger: Ledger,
@@ -407,14 +425,23 @@ def _registrar(
     callbacks_reported: Callable[[], Awaitable[None]] | None = None,
     silence: float = DEFAULT_SILENCE_SECONDS,
 ) -> HostRegistrar:
-    try:
-        password = resolve_password(host, sources)
-    except DevloopError as exc:
-        return HostRegistrar(host, None, ledger, emit, settle=settle, unavailable=exc)
-    client = UpmClient(session, host.base_url, host.username, password)
+    """The install worker of ``host`` with the backend of its ``registrar`` kind. Raises
+    ``DevloopError`` when that kind cannot be used at all (a Forge host in a build without
+    the Forge registrar): startup stops there."""
+    backend: RegistrarBackend
+    if host.registrar == "forge":
+        backend = _forge_backend(config, host, emit)
+    else:
+        try:
+            password = resolve_password(host, sources)
+        except DevloopError as exc:
+            return HostRegistrar(
+                host, UpmBackend(host, None, unavailable=exc), ledger, emit, settle=settle
+            )
+        backend = UpmBackend(host, UpmClient(session, host.base_url, host.username, password))
     return HostRegistrar(
         host,
-        client,
+        backend,
         ledger,
         emit,
         settle=settle,
@@ -423,6 +450,30 @@ def _registrar(
         callbacks_reported=callbacks_reported,
         silence=silence,
     )
+
+
+def _forge_backend(
+    config: Config, host: HostConfig, emit: Callable[[Event], None]
+) -> RegistrarBackend:
+    """``registrars.forge.create_backend``, imported only when a host needs it."""
+    module = f"{__package__}.registrars.forge"
+    try:
+        forge = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise ConfigError(
+            "registrar 'forge' is not available in this build",
+            hint="Install a connect-devloop with the Forge registrar, or set registrar = "
+            '"upm" (the default) for this host.',
+            file=str(config.path),
+            line=config.key_lines.get(f"hosts[{config.hosts.index(host)}].registrar"),
+            key=f"hosts[{config.hosts.index(host)}].registrar",
+        ) from exc
+    # config.py sets [forge] whenever a host uses it; a Config built by hand may not have.
+    forge_config = config.forge or ForgeConfig(manifest=config.project_dir / "manifest.yml")
+    create_backend: Callable[..., RegistrarBackend] = forge.create_backend
+    return create_backend(host, forge_config, config=config, emit=emit)
 
 
 def _is_silent(registrar: HostRegistrar, bound: float) -> bool:
@@ -481,7 +532,7 @@ async def run_down(
         before = len(ledger.entries())
         async with _upm_session() as session:
             registrars = [
-                _registrar(host, session, ledger, bus.emit, 0.0, password_sources)
+                _registrar(config, host, session, ledger, bus.emit, 0.0, password_sources)
                 for host in config.hosts
             ]
             await _recover(ledger, registrars, bus.emit)

@@ -20,8 +20,8 @@ from connect_devloop.config import (
 from connect_devloop.credentials import Secret
 from connect_devloop.errors import ConfigError, DevloopError
 
-TOP_KEYS = "descriptor, addon, proxy, tunnel, hosts"
-HOST_KEYS = "name, url, product, username, password_env, password, keys_url"
+TOP_KEYS = "descriptor, addon, proxy, tunnel, forge, hosts"
+HOST_KEYS = "name, url, product, username, password_env, password, keys_url, registrar, site"
 INLINE_WARNING = (
     "host {name!r} has an inline password but is not on loopback; prefer password_env "
     "(or the keychain) so the token is not kept in a file"

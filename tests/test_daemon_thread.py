@@ -62,7 +62,8 @@ async def test_calls_reach_the_daemon_on_its_own_thread_and_stop_ends_it() -> No
         "stopped",
     ]
     threads = {thread for _, thread in inner.calls}
-    assert len(threads) == 1 and threading.get_ident() not in threads
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
 
 
 async def test_a_daemon_failure_reaches_the_dashboard() -> None:

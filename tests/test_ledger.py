@@ -573,3 +573,129 @@ async def test_a_failed_group_write_fails_every_change_in_it(tmp_path: Path) -> 
         return_exceptions=True,
     )
     assert all(isinstance(result, LedgerError) for result in results), results
+
+
+# --- the registrar's fields (Forge) -------------------------------------------------------------
+
+# A ledger as connect-dev wrote it before the Forge registrar: no registrar, no revision.
+OLD_FORMAT = """\
+{
+  "version": 1,
+  "comment": "Written by connect-dev: add-ons that may still be installed.",
+  "entries": [
+    {
+      "host": "local-jira",
+      "url": "http://127.0.0.1:2990/jira",
+      "username": "admin",
+      "key": "my-addon",
+      "since": 1795325438.0866203,
+      "pid": 1638
+    }
+  ]
+}
+"""
+
+
+def test_a_ledger_written_before_the_forge_registrar_still_loads(ledger: Ledger) -> None:
+    ledger.path.parent.mkdir(parents=True)
+    ledger.path.write_text(OLD_FORMAT)
+
+    [old] = ledger.entries()
+
+    assert old == LedgerEntry(
+        host="local-jira",
+        url="http://127.0.0.1:2990/jira",
+        username="admin",
+        key="my-addon",
+        since=1795325438.0866203,
+        pid=1638,
+    )
+    assert (old.registrar, old.site, old.revision, old.confirmed) == ("upm", "", "", False)
+
+
+def forge_entry(**changes: object) -> LedgerEntry:
+    fields: dict[str, object] = {
+        "username": "",
+        "registrar": "forge",
+        "site": "acme.atlassian.net",
+        "product": "jira",
+        "environment": "development",
+        "revision": "5e1f0c2a9b3d",
+    }
+    return entry(url="https://acme.atlassian.net", **{**fields, **changes})
+
+
+def test_a_forge_entry_records_where_and_which_revision(ledger: Ledger) -> None:
+    ledger.record(forge_entry(confirmed=True))
+
+    [written] = json.loads(ledger.path.read_text())["entries"]
+    assert written == {
+        "host": "dev-jira",
+        "url": "https://acme.atlassian.net",
+        "username": "",
+        "key": "my-addon",
+        "since": 1_700_000_000.5,
+        "pid": 4242,
+        "registrar": "forge",
+        "site": "acme.atlassian.net",
+        "product": "jira",
+        "environment": "development",
+        "revision": "5e1f0c2a9b3d",
+        "confirmed": True,
+    }
+    assert Ledger(ledger.path).entries() == [forge_entry(confirmed=True)]
+
+
+def test_a_upm_entry_is_written_as_before(ledger: Ledger) -> None:
+    ledger.record(entry())
+    [written] = json.loads(ledger.path.read_text())["entries"]
+    assert list(written) == ["host", "url", "username", "key", "since", "pid"]
+
+
+def test_the_same_process_records_a_new_revision_and_its_confirmation(ledger: Ledger) -> None:
+    ledger.record(forge_entry(since=100.0))
+    ledger.record(forge_entry(since=200.0, revision="a", host="renamed"))
+    ledger.record(forge_entry(since=300.0, revision="a", confirmed=True))
+
+    assert ledger.entries() == [forge_entry(since=100.0, revision="a", confirmed=True)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("registrar", '"ftp"', 'entries[0]: "registrar" must be one of upm, forge'),
+        ("registrar", "1", 'entries[0]: "registrar" must be a string, found a number'),
+        ("revision", "null", 'entries[0]: "revision" must be a string, found null'),
+        ("confirmed", '"yes"', 'entries[0]: "confirmed" must be true or false, found a string'),
+        ("site", "[]", 'entries[0]: "site" must be a string, found a list'),
+    ],
+)
+def test_a_damaged_registrar_field(ledger: Ledger, field: str, value: str, reason: str) -> None:
+    ledger.path.parent.mkdir(parents=True)
+    ledger.path.write_text('{"entries": [{' + GOOD + f', "{field}": {value}' + "}]}")
+
+    with pytest.raises(LedgerError) as info:
+        ledger.entries()
+
+    assert str(info.value) == f"{ledger.path}: the ledger is damaged: {reason}"
+
+
+def test_new_entry_for_forge() -> None:
+    made = new_entry(
+        "cloud",
+        "https://acme.atlassian.net",
+        "",
+        "my-addon",
+        registrar="forge",
+        site="acme.atlassian.net",
+        product="jira",
+        environment="staging",
+        revision="r1",
+    )
+    assert (made.registrar, made.site, made.product, made.environment) == (
+        "forge",
+        "acme.atlassian.net",
+        "jira",
+        "staging",
+    )
+    assert (made.revision, made.confirmed) == ("r1", False)

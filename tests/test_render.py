@@ -19,7 +19,9 @@ from connect_devloop.events import (
     DescriptorLoaded,
     Error,
     Event,
+    ForgeStep,
     HostAnswering,
+    Kept,
     Lifecycle,
     Ready,
     Registered,
@@ -128,6 +130,12 @@ TEXT_LINES: list[tuple[Event, str]] = [
         "(enable it in Manage apps)",
     ),
     (
+        Registered(
+            ts=TS, host="cloud", key="my-addon", duration_ms=8, registrar="forge", unchanged=True
+        ),
+        "[cloud]  my-addon is installed already at this revision; nothing to do",
+    ),
+    (
         RegistrationFailed(ts=TS, host="dev-jira", error="401 Unauthorized"),
         "[dev-jira]  install FAILED: 401 Unauthorized",
     ),
@@ -179,6 +187,32 @@ TEXT_LINES: list[tuple[Event, str]] = [
         "ready       descriptor at http://127.0.0.1:8000/atlassian-connect.json; "
         "Ctrl-C to uninstall\n"
         f"{HINT_INDENT}waiting: 1/3 hosts installed; not answering yet: dc",
+    ),
+    (
+        ForgeStep(ts=TS, host="cloud", step="deploy", state="started"),
+        "[cloud]  forge deploy started",
+    ),
+    (
+        ForgeStep(ts=TS, host="cloud", step="deploy", state="done", duration_ms=41_234),
+        "[cloud]  forge deploy done in 41.2 s",
+    ),
+    (
+        ForgeStep(ts=TS, host="cloud", step="validate", state="done", duration_ms=312),
+        "[cloud]  forge validate done in 312 ms",
+    ),
+    (
+        ForgeStep(ts=TS, host="cloud", step="install", state="failed", duration_ms=3_100),
+        "[cloud]  forge install FAILED after 3.1 s",
+    ),
+    (
+        Kept(ts=TS, host="cloud", key="my-addon", revision="9c1d2e3f4a5b"),
+        "[cloud]  kept my-addon installed (revision 9c1d2e3f4a5b); "
+        "`connect-dev down` uninstalls it",
+    ),
+    (
+        Kept(ts=TS, host="cloud", key="my-addon"),
+        "[cloud]  left my-addon as it is (its last install did not finish); "
+        "`connect-dev down` uninstalls it",
     ),
     (
         HostAnswering(ts=TS, host="dc", answering=False, seconds=5.0),
@@ -361,6 +395,24 @@ JSON_EVENTS: list[tuple[Event, dict[str, Any]]] = [
         {"event": "host_answering", "host": "dc", "answering": False, "seconds": 5.0},
     ),
     (
+        Registering(ts=TS, host="cloud", reason="startup", registrar="forge"),
+        {"event": "registering", "host": "cloud", "reason": "startup", "registrar": "forge"},
+    ),
+    (
+        ForgeStep(ts=TS, host="cloud", step="deploy", state="done", duration_ms=41_234),
+        {
+            "event": "forge_step",
+            "host": "cloud",
+            "step": "deploy",
+            "state": "done",
+            "duration_ms": 41_234,
+        },
+    ),
+    (
+        Kept(ts=TS, host="cloud", key="my-addon", revision="9c1d2e3f4a5b"),
+        {"event": "kept", "host": "cloud", "key": "my-addon", "revision": "9c1d2e3f4a5b"},
+    ),
+    (
         Error(ts=TS, message="m", hint="h", task="t"),
         {"event": "error", "message": "m", "hint": "h", "task": "t"},
     ),
@@ -394,7 +446,7 @@ def test_json_lines_exact_output() -> None:
 
     assert stream.getvalue().splitlines() == [
         '{"ts": 1700000000.123, "event": "registered", "host": "dev-jira", "key": "my-addon", '
-        '"duration_ms": 61, "digest": "", "enabled": true}',
+        '"duration_ms": 61, "digest": "", "enabled": true, "registrar": "upm", "unchanged": false}',
         '{"ts": 1700000000.25, "event": "tunnel_closed", "provider": "ngrok", "reason": "stopped"}',
     ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from connect_devloop.events import (
     DescriptorInvalid,
     DescriptorLoaded,
     Event,
+    ForgeStep,
     Lifecycle,
     Ready,
     Registered,
@@ -250,3 +252,32 @@ def test_invalid_descriptor_shows_every_problem_with_its_location(
 
 def test_request_detail_view(snap_compare: SnapCompare) -> None:
     assert snap_compare(scene(*startup(), *requests()), press=["enter"], terminal_size=SIZE)
+
+
+FORGE_CONFIG = replace(
+    CONFIG,
+    hosts=(
+        *CONFIG.hosts,
+        HostConfig(
+            "cloud-dev",
+            "https://acme.atlassian.net",
+            "jira",
+            "",
+            registrar="forge",
+            site="acme.atlassian.net",
+        ),
+    ),
+)
+
+
+def test_a_forge_host_mid_deploy_shows_the_step_and_its_time(snap_compare: SnapCompare) -> None:
+    upm_hosts = [event for event in startup() if not isinstance(event, Ready)]
+    forge = [
+        Registering(host="cloud-dev", reason="startup", registrar="forge", **at(1.3)),
+        ForgeStep(host="cloud-dev", step="validate", state="started", **at(1.3)),
+        ForgeStep(host="cloud-dev", step="validate", state="done", duration_ms=412, **at(1.7)),
+        ForgeStep(host="cloud-dev", step="deploy", state="started", **at(1.7)),
+    ]
+    events = sorted([*upm_hosts, *forge], key=lambda event: event.ts)
+    app = DashboardApp(FORGE_CONFIG, daemon=None, events=events, clock=lambda: T0 + 48.7)
+    assert snap_compare(app, terminal_size=SIZE)

@@ -18,7 +18,9 @@ from ..events import (
     DescriptorLoaded,
     Error,
     Event,
+    ForgeStep,
     HostAnswering,
+    Kept,
     Lifecycle,
     Ready,
     Registered,
@@ -84,6 +86,8 @@ def format_event(event: Event) -> str:
             return f"tunnel      {provider or 'tunnel'} closed"
         case Registering(host=host, reason=reason):
             return f"[{host}]  installing ({reason.replace('_', ' ')})"
+        case Registered(host=host, key=key, unchanged=True):
+            return f"[{host}]  {key} is installed already at this revision; nothing to do"
         case Registered(host=host, key=key, duration_ms=ms, enabled=enabled):
             disabled = " but it is DISABLED on the host (enable it in Manage apps)"
             return f"[{host}]  installed {key} in {ms} ms" + ("" if enabled else disabled)
@@ -123,6 +127,19 @@ def format_event(event: Event) -> str:
                 if waiting:
                     line += "; not answering yet: " + ", ".join(waiting)
             return line
+        case ForgeStep(host=host, step=step, state=state, duration_ms=ms):
+            if state == "started":
+                return f"[{host}]  forge {step} started"
+            if state == "done":
+                return f"[{host}]  forge {step} done in {_duration(ms)}"
+            if state == "failed":
+                return f"[{host}]  forge {step} FAILED after {_duration(ms)}"
+            return f"[{host}]  forge {step} {state}"
+        case Kept(host=host, key=key, revision=revision):
+            down = "`connect-dev down` uninstalls it"
+            if not revision:
+                return f"[{host}]  left {key} as it is (its last install did not finish); {down}"
+            return f"[{host}]  kept {key} installed (revision {revision}); {down}"
         case HostAnswering(host=host, answering=answering, seconds=seconds):
             if answering:
                 return f"[{host}]  answers again (after {seconds:g} s)"
@@ -134,6 +151,10 @@ def format_event(event: Event) -> str:
         case Warning(message=message, hint=hint):
             return f"warning     {message}{_hint(hint)}"
     return f"{event.name}  {event.to_dict()}"
+
+
+def _duration(ms: int) -> str:
+    return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
 def _request_line(event: RequestServed) -> str:

@@ -118,7 +118,10 @@ class DashboardApp(App[None]):
         opener: Opener | None = None,
         handle_signals: bool = False,
         capture_logging: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock``: wall-clock seconds, for how long a Forge CLI step has been running (a
+        replay passes the moment it shows)."""
         super().__init__()
         self.config = config
         self.bus = bus or EventBus()
@@ -133,6 +136,7 @@ class DashboardApp(App[None]):
         self._opener = opener or open_in_browser
         self._handle_signals = handle_signals
         self._capture_logging = capture_logging
+        self._clock = clock
         self._notes = tuple(notes)
         self.stop = asyncio.Event()  # set to tear down: the daemon's own stop
         self.daemon_task: asyncio.Task[int] | None = None
@@ -236,7 +240,7 @@ class DashboardApp(App[None]):
         self.query_one(DescriptorHeader).show(state, self._phase())
         self.query_one(TunnelBar).show(state)
         self.query_one(ValidationPanel).show(state)
-        self.query_one(HostsTable).show(state, self.tenants, self._frame)
+        self.query_one(HostsTable).show(state, self.tenants, self._frame, self._clock())
         self.query_one(HostProblems).show(state)
         if self.quitting:
             steps = teardown_steps(state, self.teardown)
@@ -255,13 +259,11 @@ class DashboardApp(App[None]):
             self._spinner.pause()
 
     def _spinning(self) -> bool:
-        if self.state.stopped:
-            return False
-        if self.quitting:
+        if self.state.stopped or self.daemon is None:
+            return False  # replayed events (no daemon) are one still picture
+        if self.quitting or not self.state.ready:
             return True
-        if self.daemon is not None and not self.state.ready:
-            return True
-        return any(h.state == HostState.INSTALLING for h in self.state.hosts.values())
+        return any(h.state == HostState.INSTALLING or h.step for h in self.state.hosts.values())
 
     def _spin(self) -> None:
         self._frame += 1

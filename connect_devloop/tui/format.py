@@ -17,6 +17,7 @@ __all__ = [
     "SPINNER",
     "clock",
     "duration",
+    "elapsed",
     "host_state_label",
     "latency",
     "reason_label",
@@ -51,6 +52,14 @@ def duration(ms: float | None) -> str:
     return f"{ms / 1000:.1f} s"
 
 
+def elapsed(seconds: float) -> str:
+    """How long a step has been running, in whole seconds: ``12 s``, then ``1:05``."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
 def latency(ms: float) -> str:
     """A request's latency: a tenth of a millisecond matters below 100 ms, not above."""
     if ms < 100:
@@ -78,9 +87,14 @@ def short_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def host_state_label(status: HostStatus, frame: int = 0) -> str:
-    """The state cell: a symbol a glance can read, then the word."""
+def host_state_label(status: HostStatus, frame: int = 0, now: float | None = None) -> str:
+    """The state cell: a symbol a glance can read, then the word. While a Forge CLI step runs,
+    the step and, given ``now`` (wall-clock seconds), how long it has been running."""
     spinner = SPINNER[frame % len(SPINNER)]
+    if status.step:
+        started = status.step_started
+        running = f" {elapsed(now - started)}" if now is not None and started is not None else ""
+        return f"{spinner} {status.step}{running}"
     match status.state:
         case HostState.INSTALLING:
             again = status.reason not in ("startup", "recovery")

@@ -29,7 +29,11 @@ def host_renderable(
     table = Table.grid(padding=(0, 2))
     table.add_column(style="cyan", no_wrap=True)
     table.add_column(overflow="fold")
-    if config is not None:
+    if config is not None and config.registrar == "forge":
+        table.add_row("site", config.site or config.url)
+        table.add_row("product", config.product)
+        table.add_row("registrar", "forge (the Forge CLI's own login)")
+    elif config is not None:
         table.add_row("URL", config.url)
         table.add_row("product", config.product)
         table.add_row("user", config.username)

@@ -70,9 +70,12 @@ class HostsTable(DataTable[Text]):
     def config_of(self, name: str) -> HostConfig | None:
         return self._configs.get(name)
 
-    def show(self, state: State, tenants: Mapping[str, Tenant], frame: int) -> None:
+    def show(
+        self, state: State, tenants: Mapping[str, Tenant], frame: int, now: float | None = None
+    ) -> None:
+        """``now``: wall-clock seconds, for how long a host's Forge CLI step has run."""
         for name, status in state.hosts.items():
-            cells = self._cells(status, state.digest, tenants.get(name), frame)
+            cells = self._cells(status, state.digest, tenants.get(name), frame, now)
             if name not in self._shown:
                 self.add_row(*cells, key=name)
             elif cells != self._shown[name]:
@@ -84,7 +87,12 @@ class HostsTable(DataTable[Text]):
             self._shown[name] = cells
 
     def _cells(
-        self, status: HostStatus, digest: str, tenant: Tenant | None, frame: int
+        self,
+        status: HostStatus,
+        digest: str,
+        tenant: Tenant | None,
+        frame: int,
+        now: float | None,
     ) -> tuple[Text, ...]:
         config = self._configs.get(status.name)
         stale = status.state == HostState.INSTALLED and digest and status.digest != digest
@@ -92,7 +100,7 @@ class HostsTable(DataTable[Text]):
             Text(truncate(status.name, 11), "bold"),
             Text(config.product if config else ""),
             Text(truncate(short_url(config.url), 22) if config else "not in config", "dim"),
-            Text(host_state_label(status, frame), _state_style(status)),
+            Text(host_state_label(status, frame, now), _state_style(status)),
             Text(status.digest[:7], "yellow" if stale else ""),
             Text(duration(status.duration_ms)),
             Text(reason_label(status.reason)),
@@ -102,6 +110,8 @@ class HostsTable(DataTable[Text]):
 
 
 def _state_style(status: HostStatus) -> str:
+    if status.step:
+        return "yellow"
     if status.state == HostState.INSTALLED and status.enabled is False:
         return "bold yellow"
     return _STATE_STYLES.get(status.state, "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..events import Deregistered, DeregistrationFailed, Event, Lifecycle
+from ..events import Deregistered, DeregistrationFailed, Event, Kept, Lifecycle
 from ..state import State
 
 __all__ = [
@@ -63,6 +63,7 @@ def track_tenants(tenants: Mapping[str, Tenant], event: Event) -> Mapping[str, T
 class Teardown:
     UNINSTALLING = "uninstalling"
     UNINSTALLED = "uninstalled"
+    KEPT = "kept"  # left installed on purpose (Forge's on_exit = "keep")
     FAILED = "failed"
     NOTHING = "nothing"
 
@@ -71,7 +72,7 @@ class Teardown:
 class TeardownStep:
     host: str
     step: str  # a Teardown value
-    detail: str = ""  # the key uninstalled, or the error
+    detail: str = ""  # the key uninstalled or kept, or the error
 
 
 def track_teardown(
@@ -85,6 +86,10 @@ def track_teardown(
             return {**outcomes, host: TeardownStep(host, Teardown.UNINSTALLED, key)}
         case DeregistrationFailed(host=host, error=error):
             return {**outcomes, host: TeardownStep(host, Teardown.FAILED, error)}
+        case Kept(host=host, key=key):
+            if host in outcomes and outcomes[host].step == Teardown.FAILED:
+                return outcomes
+            return {**outcomes, host: TeardownStep(host, Teardown.KEPT, key)}
     return outcomes
 
 

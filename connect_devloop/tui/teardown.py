@@ -50,6 +50,9 @@ def _row(step: TeardownStep, spinner: str) -> tuple[Text, str, Text]:
     match step.step:
         case Teardown.UNINSTALLED:
             return Text("✔", "green"), step.host, Text(f"uninstalled {step.detail}".rstrip())
+        case Teardown.KEPT:
+            kept = f"kept {step.detail} installed (connect-dev down removes it)"
+            return Text("✔", "green"), step.host, Text(kept.replace("  ", " "))
         case Teardown.FAILED:
             return Text("✖", "bold red"), step.host, Text(f"uninstall failed: {step.detail}", "red")
         case Teardown.NOTHING:
