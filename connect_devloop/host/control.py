@@ -13,26 +13,26 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .site import EmulatedHost
 
-__all__ = ["control_routes"]
+__all__ = ["control_routes", "json_object", "refuse_remote"]
 
 logger = logging.getLogger(__name__)
 
 
 def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
     async def info(request: web.Request) -> web.Response:
-        if (refusal := _refuse_remote(request)) is not None:
+        if (refusal := refuse_remote(request)) is not None:
             return refusal
         return web.json_response(host.describe())
 
     async def record(request: web.Request) -> web.Response:
-        if (refusal := _refuse_remote(request)) is not None:
+        if (refusal := refuse_remote(request)) is not None:
             return refusal
         return web.json_response(host.record.to_dict())
 
     async def faults(request: web.Request) -> web.Response:
-        if (refusal := _refuse_remote(request)) is not None:
+        if (refusal := refuse_remote(request)) is not None:
             return refusal
-        body = await _json_object(request)
+        body = await json_object(request)
         if body is None:
             return _bad_request("send a JSON object")
         problem = _fault_problem(body)
@@ -52,18 +52,26 @@ def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
             host.set_uploads_enabled(body["uploads_enabled"])
         if "require_signed_install" in body:
             host.set_require_signed_install(body["require_signed_install"])
+        if "descriptor_installs_refused" in body:
+            host.set_descriptor_installs_refused(body["descriptor_installs_refused"])
+        if "forge_deploy_delay_ms" in body:
+            host.set_forge_deploy_delay(body["forge_deploy_delay_ms"])
+        if "forge_reject_credentials" in body:
+            host.set_forge_reject_credentials(body["forge_reject_credentials"])
+        if "forge_fail_next" in body:
+            host.forge_fail_next(body["forge_fail_next"], body.get("forge_fail_message"))
         return web.json_response(host.describe())
 
     async def reset(request: web.Request) -> web.Response:
-        if (refusal := _refuse_remote(request)) is not None:
+        if (refusal := refuse_remote(request)) is not None:
             return refusal
         host.reset()
         return web.json_response(host.describe())
 
     async def send(request: web.Request) -> web.Response:
-        if (refusal := _refuse_remote(request)) is not None:
+        if (refusal := refuse_remote(request)) is not None:
             return refusal
-        body = await _json_object(request)
+        body = await json_object(request)
         if body is None:
             return _bad_request("send a JSON object")
         key, path = body.get("key"), body.get("path", "/")
@@ -104,6 +112,11 @@ def _fault_problem(body: dict[str, Any]) -> str | None:
         "dev_mode": bool,
         "uploads_enabled": bool,
         "require_signed_install": bool,
+        "descriptor_installs_refused": bool,
+        "forge_deploy_delay_ms": int,
+        "forge_reject_credentials": bool,
+        "forge_fail_next": int,
+        "forge_fail_message": str,
     }
     unknown = sorted(set(body) - set(expected))
     if unknown:
@@ -123,7 +136,9 @@ def _fault_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _refuse_remote(request: web.Request) -> web.Response | None:
+def refuse_remote(request: web.Request) -> web.Response | None:
+    """The 403 for a control request that does not come from loopback; ``None`` for one that
+    does (the Forge side under ``/_emulator/forge`` is guarded the same way)."""
     # The site may be bound to all interfaces (e.g. in a container); its controls stay local.
     try:
         local = request.remote is not None and ipaddress.ip_address(request.remote).is_loopback
@@ -135,7 +150,8 @@ def _refuse_remote(request: web.Request) -> web.Response | None:
     return web.json_response({"error": "the control API answers loopback only"}, status=403)
 
 
-async def _json_object(request: web.Request) -> dict[str, Any] | None:
+async def json_object(request: web.Request) -> dict[str, Any] | None:
+    """The request's JSON object (``{}`` for an empty body), or ``None`` when it is not one."""
     text = await request.text()
     if not text.strip():
         return {}

@@ -17,19 +17,22 @@ import aiohttp
 
 from .. import descriptor as descriptors
 from .lifecycle import Installation, callback_accepted, send_lifecycle
-from .record import CallbackRecord, FailedInstall, InstallRecord
+from .record import CallbackRecord, FailedInstall, InstallRecord, UninstallRecord
 
 if TYPE_CHECKING:
     from .site import EmulatedHost
 
 __all__ = [
     "BAD_RESPONSE",
+    "DESCRIPTOR_INSTALLS_REFUSED",
     "FILE_NOT_FOUND",
     "INVALID_DESCRIPTOR",
     "NOT_FROM_MARKETPLACE",
     "UNEXPECTED_ERROR",
     "InstallFailure",
     "InstallTask",
+    "install_document",
+    "remove_installation",
     "run_install",
 ]
 
@@ -41,6 +44,12 @@ NOT_FROM_MARKETPLACE = "upm.pluginInstall.error.descriptor.not.from.marketplace"
 # The emulator's choice for the two codes below: PROTOCOL.md gives only the message texts.
 BAD_RESPONSE = "connect.install.error.remote.host.bad.response"
 INVALID_DESCRIPTOR = "connect.install.error.descriptor.validation"
+# Cloud's 2026 refusal of private descriptor-URL installs, word for word (FORGE.md §1). Which
+# subCode Cloud sends with it is not known: the emulator's choice is the dev-mode refusal's,
+# the closest UPM has, so a client must tell the two apart by the message.
+DESCRIPTOR_INSTALLS_REFUSED = (
+    "Development Mode no longer supports installing private apps using an app descriptor URL"
+)
 
 MAX_DESCRIPTOR_BYTES = 5 * 1024 * 1024
 
@@ -98,15 +107,34 @@ async def _install(host: EmulatedHost, task: InstallTask) -> None:
     document = _parse_descriptor(text)
     task.key = str(document["key"])
     _check_descriptor(host, document, task.key)
+    await install_document(
+        host, document, text, plugin_uri=task.plugin_uri, task_id=task.id, key=task.key
+    )
+    task.state = "complete"
+    logger.info("installed %s from %s", task.key, task.plugin_uri)
 
+
+async def install_document(
+    host: EmulatedHost,
+    document: dict[str, Any],
+    text: str,
+    *,
+    plugin_uri: str,
+    task_id: str,
+    key: str,
+) -> Installation:
+    """The part of an install every path shares once the descriptor is read and checked: the
+    ``installed`` callback, then the add-on listed and recorded (UPM installs, and the Forge
+    installs of ``forge.py``). Raises ``InstallFailure`` when the add-on refuses the callback.
+    """
     # One install at a time: a reinstall must be signed with the secret it replaces.
     async with host.install_lock:
-        previous = host.installations.get(task.key)
+        previous = host.installations.get(key)
         installation = Installation(
-            key=task.key,
+            key=key,
             descriptor=document,
             descriptor_text=text,
-            plugin_uri=task.plugin_uri,
+            plugin_uri=plugin_uri,
             # Cloud dev mode issues a new secret on every install (PROTOCOL.md §3).
             shared_secret=secrets.token_urlsafe(32) if _uses_jwt(document) else None,
             installation_id=(
@@ -124,20 +152,20 @@ async def _install(host: EmulatedHost, task: InstallTask) -> None:
         )
         if not callback_accepted(callback):
             assert callback is not None
-            raise InstallFailure(BAD_RESPONSE, _callback_failure_message(callback), task.key)
-        host.installations[task.key] = installation
-        host.record.set_plugin(task.key, installation.plugin_summary())
+            raise InstallFailure(BAD_RESPONSE, _callback_failure_message(callback), key)
+        host.installations[key] = installation
+        host.record.set_plugin(key, installation.plugin_summary())
         host.record.add(
             InstallRecord(
-                key=task.key,
-                plugin_uri=task.plugin_uri,
+                key=key,
+                plugin_uri=plugin_uri,
                 descriptor=document,
                 descriptor_text=text,
                 client_key=host.client_key,
                 shared_secret=installation.shared_secret,
                 signed=callback.signed if callback else "unsigned",
                 callback_status=callback.status if callback else None,
-                task_id=task.id,
+                task_id=task_id,
                 replaced=previous is not None,
             )
         )
@@ -145,8 +173,26 @@ async def _install(host: EmulatedHost, task: InstallTask) -> None:
         # does not undo the install.
         if installation.enabled:
             await send_lifecycle(host, installation, "enabled")
-    task.state = "complete"
-    logger.info("installed %s from %s", task.key, task.plugin_uri)
+    return installation
+
+
+async def remove_installation(host: EmulatedHost, installation: Installation) -> None:
+    """Uninstall an installed add-on: its ``uninstalled`` callback (a failure is only logged, as
+    on a real site), then it is gone and recorded. The caller holds ``host.install_lock``."""
+    # The emulator's choice: an enabled add-on hears `disabled` before `uninstalled`.
+    if installation.enabled:
+        await send_lifecycle(host, installation, "disabled")
+    callback = await send_lifecycle(host, installation, "uninstalled")
+    del host.installations[installation.key]
+    host.record.remove_plugin(installation.key)
+    host.record.add(
+        UninstallRecord(
+            key=installation.key,
+            callback_status=callback.status if callback else None,
+            signed=callback.signed if callback else "unsigned",
+        )
+    )
+    logger.info("uninstalled %s", installation.key)
 
 
 async def _fetch_descriptor(host: EmulatedHost, plugin_uri: str) -> str:
@@ -227,6 +273,8 @@ def _check_descriptor(host: EmulatedHost, document: dict[str, Any], key: str) ->
             key,
         )
     settings = host.settings
+    if settings.descriptor_installs_refused:
+        raise InstallFailure(NOT_FROM_MARKETPLACE, DESCRIPTOR_INSTALLS_REFUSED, key)
     if settings.flavour == "cloud" and not settings.dev_mode:
         raise InstallFailure(
             NOT_FROM_MARKETPLACE,

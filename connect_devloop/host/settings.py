@@ -17,7 +17,11 @@ class HostSettings:
     ``flavour="cloud"`` has Cloud's development-mode setting; ``"server"`` (Server/Data Center)
     has none. ``uploads_enabled=False`` is a Data Center started without
     ``-Dupm.plugin.upload.enabled=true``. ``require_signed_install`` refuses descriptors without
-    ``apiMigrations.signed-install`` as Cloud now does.
+    ``apiMigrations.signed-install`` as Cloud now does. ``descriptor_installs_refused`` fails
+    every descriptor-URL install as Cloud does since 2026 (FORGE.md §1), whatever the dev mode;
+    the site's Forge side (``forge.py``) still installs. ``forge_deploy_delay_ms`` is how long
+    each emulated ``forge deploy`` takes; ``forge_reject_credentials`` makes the emulated Forge
+    refuse the CLI's login, as for a revoked API token.
     """
 
     port: int = 0
@@ -35,6 +39,9 @@ class HostSettings:
     callback_timeout_s: float = 10.0
     descriptor_timeout_s: float = 10.0
     require_signed_install: bool = False
+    descriptor_installs_refused: bool = False
+    forge_deploy_delay_ms: int = 0
+    forge_reject_credentials: bool = False
     client_key: str = ""  # "" = a new random one per site
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from .control import control_routes
+from .forge import ForgeState, forge_routes, forge_site
 from .install import InstallTask, run_install
 from .keys import SigningKey, key_server_routes
 from .lifecycle import AddonResponse, Installation, send_signed_request
@@ -52,6 +53,8 @@ class EmulatedHost:
         self.installations: dict[str, Installation] = {}
         self.tasks: dict[str, InstallTask] = {}
         self.install_lock = asyncio.Lock()
+        # What Forge's servers know of this site's apps (forge.py).
+        self.forge = ForgeState()
         self._tokens: dict[str, tuple[str, float]] = {}
         self._failures_left = 0
         self._failure_status = 500
@@ -97,10 +100,15 @@ class EmulatedHost:
             "dev_mode": self.settings.dev_mode,
             "uploads_enabled": self.settings.uploads_enabled,
             "require_signed_install": self.settings.require_signed_install,
+            "descriptor_installs_refused": self.settings.descriptor_installs_refused,
             "install_delay_ms": self.settings.install_delay_ms,
             "fail_next": self._failures_left,
             "fail_status": self._failure_status,
             "installed": sorted(self.installations),
+            "forge_site": forge_site(self),
+            "forge_deploy_delay_ms": self.settings.forge_deploy_delay_ms,
+            "forge_reject_credentials": self.settings.forge_reject_credentials,
+            "forge_fail_next": self.forge.failures_left,
         }
 
     # --- switches ---------------------------------------------------------------------------
@@ -125,6 +133,22 @@ class EmulatedHost:
     def set_require_signed_install(self, on: bool) -> None:
         self.settings.require_signed_install = on
 
+    def set_descriptor_installs_refused(self, on: bool) -> None:
+        """Refuse descriptor-URL installs with Cloud's 2026 message (FORGE.md §1)."""
+        self.settings.descriptor_installs_refused = on
+
+    def set_forge_deploy_delay(self, ms: int) -> None:
+        self.settings.forge_deploy_delay_ms = ms
+
+    def set_forge_reject_credentials(self, on: bool) -> None:
+        self.settings.forge_reject_credentials = on
+
+    def forge_fail_next(self, count: int, message: str | None = None) -> None:
+        """Make the next ``count`` calls of the emulated Forge CLI fail as a server error."""
+        self.forge.failures_left = count
+        if message is not None:
+            self.forge.failure_message = message
+
     def reset(self) -> None:
         """Back to a fresh site: nothing installed, no history, no faults, settings as started.
 
@@ -139,6 +163,7 @@ class EmulatedHost:
         self.tasks.clear()
         self._tokens.clear()
         self.fail_next(0)
+        self.forge.clear()
         self.record.clear()
         logger.info("reset")
 
@@ -213,6 +238,7 @@ class EmulatedHost:
         app.add_routes(upm_routes(self))
         app.add_routes(key_server_routes(self.signing_key))
         app.add_routes(control_routes(self))
+        app.add_routes(forge_routes(self))
         app.add_routes(manage_apps_routes(self))
         return app
 

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from .install import InstallTask
+from .install import InstallTask, remove_installation
 from .lifecycle import Installation, send_lifecycle
-from .record import InstallPost, UninstallRecord, UpmCall
+from .record import InstallPost, UpmCall
 
 if TYPE_CHECKING:
     from .site import EmulatedHost
@@ -165,20 +165,7 @@ def upm_routes(host: EmulatedHost) -> list[web.RouteDef]:
             installation = host.installations.get(key)
             if installation is None:
                 return _not_found(key)
-            # The emulator's choice: an enabled add-on hears `disabled` before `uninstalled`.
-            if installation.enabled:
-                await send_lifecycle(host, installation, "disabled")
-            callback = await send_lifecycle(host, installation, "uninstalled")
-            del host.installations[key]
-            host.record.remove_plugin(key)
-            host.record.add(
-                UninstallRecord(
-                    key=key,
-                    callback_status=callback.status if callback else None,
-                    signed=callback.signed if callback else "unsigned",
-                )
-            )
-        logger.info("uninstalled %s", key)
+            await remove_installation(host, installation)
         return web.Response(status=204)
 
     async def update_plugin(request: web.Request) -> web.Response:

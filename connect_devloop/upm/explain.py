@@ -39,11 +39,13 @@ from .replies import (
 
 __all__ = [
     "CallbackRejectedError",
+    "DescriptorInstallsRefusedError",
     "callback_status_advice",
     "connect_failure",
     "explain_addon_unreachable",
     "explain_callback_rejected",
     "explain_captcha",
+    "explain_descriptor_installs_refused",
     "explain_descriptor_unreachable",
     "explain_dev_mode_off",
     "explain_dev_mode_refusal",
@@ -71,6 +73,10 @@ __all__ = [
 CALLBACK_STATUS_PATTERN: Final = re.compile(r"returned HTTP response code (\d{3})", re.IGNORECASE)
 UPLOADS_DISABLED_PATTERN: Final = re.compile(
     r"upload\w*\b.*\bdisabled|disabled\b.*\bupload", re.IGNORECASE
+)
+# Cloud's 2026 refusal (FORGE.md §1); its subCode is not known, so the message decides.
+DESCRIPTOR_INSTALLS_REFUSED_PATTERN: Final = re.compile(
+    r"no longer supports? installing private apps using an app descriptor URL", re.IGNORECASE
 )
 DOWNLOAD_FAILED_PATTERN: Final = re.compile(
     r"download|could not (?:fetch|retrieve|read)|unable to (?:fetch|retrieve)", re.IGNORECASE
@@ -178,6 +184,31 @@ def explain_dev_mode_refusal(
     if not (failure.sub_code or "").endswith("not.from.marketplace"):
         return None
     return explain_dev_mode_off(host, failure)
+
+
+class DescriptorInstallsRefusedError(InstallFailedError):
+    """The host no longer installs private apps from a descriptor URL, whatever its development
+    mode: Atlassian Cloud since 2026 (FORGE.md §1). Only the Forge path installs there now."""
+
+
+def explain_descriptor_installs_refused(
+    failure: Failure, host: HostIdentity, plugin_uri: str
+) -> UpmError | None:
+    # Before the dev-mode refusal: Cloud may send this with the same subCode, and turning
+    # development mode on cannot help here.
+    if not DESCRIPTOR_INSTALLS_REFUSED_PATTERN.search(failure.error_message or ""):
+        return None
+    return DescriptorInstallsRefusedError(
+        f"{host.base_url} no longer installs private apps from a descriptor URL "
+        f"({failure.described})",
+        hint="Atlassian Cloud stopped installing private Connect apps from a descriptor URL in "
+        "2026, even in development mode; what still installs is a Connect app registered on "
+        "Forge. Run `connect-dev forge convert` to write a manifest.yml from your descriptor, "
+        'then set registrar = "forge" (with site and product) on this [[hosts]] entry in '
+        "connect-dev.toml: connect-dev then deploys and installs it with the Forge CLI.",
+        status=failure.status,
+        sub_code=failure.sub_code,
+    )
 
 
 def explain_uploads_refusal(
@@ -305,6 +336,7 @@ def explain_invalid_uri(failure: Failure, host: HostIdentity, plugin_uri: str) -
 KNOWN_INSTALL_FAILURES: Final[
     tuple[Callable[[Failure, HostIdentity, str], UpmError | None], ...]
 ] = (
+    explain_descriptor_installs_refused,
     explain_dev_mode_refusal,
     explain_uploads_refusal,
     explain_callback_rejected,
@@ -423,6 +455,11 @@ def explain_redirect(reply: Reply, host: HostIdentity) -> UpmError:
 
 def explain_forbidden_by_dev_mode(reply: Reply, host: HostIdentity) -> UpmError | None:
     failure = error_fields(reply.json_or_none())
+    refused = explain_descriptor_installs_refused(
+        Failure(failure.sub_code, failure.error_message, 403), host, ""
+    )
+    if refused is not None:
+        return refused
     if (failure.sub_code or "").endswith("not.from.marketplace"):
         return explain_dev_mode_off(host, Failure(failure.sub_code, failure.error_message, 403))
     return None
