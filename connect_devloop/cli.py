@@ -174,6 +174,11 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", default=None, help="project directory (default: a temporary one)")
     demo.add_argument("--no-tui", action="store_true", help="log lines instead of the dashboard")
     demo.add_argument("--log-format", choices=("text", "json"), default=None)
+    demo.add_argument(
+        "--forge",
+        action="store_true",
+        help="the Forge path: deploy and install with the Forge CLI's emulation (docs/forge.md)",
+    )
     _add_verbose(demo)
     demo.set_defaults(command="demo", run=_cmd_demo)
 
@@ -386,7 +391,9 @@ def _say(message: str) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(project_dir=args.dir, log_format=args.log_format, no_tui=args.no_tui)
+    return run_demo(
+        project_dir=args.dir, log_format=args.log_format, no_tui=args.no_tui, forge=args.forge
+    )
 
 
 # --- down ---------------------------------------------------------------------------------------

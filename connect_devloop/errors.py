@@ -8,6 +8,7 @@ at the boundary with ``raise ... from exc``; only ``cli.py`` turns them into out
     ├── ConfigError            connect-dev.toml is missing or wrong (exit 2)
     ├── DescriptorError        atlassian-connect.json cannot be parsed or fails validation
     ├── CredentialsError       no password/API token could be found for a host
+    │   └── ForgeLoginError        only one of FORGE_EMAIL and FORGE_API_TOKEN is set
     ├── UpmError               the host's UPM REST API refused or failed a call
     │   ├── AuthenticationError    401/403: wrong credentials or not an admin
     │   ├── DevModeOffError        Cloud development mode is off
@@ -15,6 +16,7 @@ at the boundary with ``raise ... from exc``; only ``cli.py`` turns them into out
     │   ├── InstallFailedError     the install task ended with an error (subCode, errorMessage)
     │   └── HostUnreachableError   the host could not be reached, or timed out
     ├── TunnelError            the tunnel could not be opened or died
+    ├── ForgeError             the Forge CLI failed or could not run (the forge registrar)
     └── LedgerError            the ledger file cannot be read or written
 """
 
@@ -29,6 +31,8 @@ __all__ = [
     "DescriptorError",
     "DevModeOffError",
     "DevloopError",
+    "ForgeError",
+    "ForgeLoginError",
     "HostUnreachableError",
     "InstallFailedError",
     "LedgerError",
@@ -129,6 +133,11 @@ class CredentialsError(DevloopError):
     """No password or API token could be found for a host."""
 
 
+class ForgeLoginError(CredentialsError):
+    """The environment holds half a Forge CLI login: ``FORGE_EMAIL`` without ``FORGE_API_TOKEN``
+    or the other way round. The Forge CLI refuses that, so we do too, before running it."""
+
+
 class UpmError(DevloopError):
     """A UPM REST call failed. ``status`` is the HTTP status, ``sub_code`` UPM's ``subCode``."""
 
@@ -177,3 +186,8 @@ class TunnelError(DevloopError):
 
 class LedgerError(DevloopError):
     """The ledger of installs cannot be read or written."""
+
+
+class ForgeError(DevloopError):
+    """A step of the ``forge`` registrar failed: the manifest, or the Forge CLI (its message
+    is the CLI's own ``Error:`` line; the hint says what to do)."""

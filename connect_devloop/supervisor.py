@@ -150,6 +150,7 @@ class Supervisor:
         )
         watch_stop = asyncio.Event()
         watch_task: asyncio.Task[None] | None = None
+        manifest_task: asyncio.Task[None] | None = None
         try:
             try:
                 await self.proxy.start()
@@ -164,6 +165,15 @@ class Supervisor:
                 keep_running("descriptor watcher", lambda: self._watch(watch_stop), self._emit),
                 name="watch descriptor",
             )
+            if self.config.forge is not None and self._forge_registrars():
+                manifest_task = asyncio.create_task(
+                    keep_running(
+                        "manifest watcher",
+                        lambda: self._watch_manifest(watch_stop),
+                        self._emit,
+                    ),
+                    name="watch manifest",
+                )
             # After the proxy is up, so the add-on hears the `uninstalled` callbacks of what a
             # crashed run left behind (when the public URL is still the same). Each host
             # cleans its own leftovers before its first install: a host that does not answer
@@ -182,6 +192,8 @@ class Supervisor:
             watch_stop.set()
             if watch_task is not None:
                 await _cancel(watch_task)
+            if manifest_task is not None:
+                await _cancel(manifest_task)
             self._cancel_pending_invalid()
             clean = await self._teardown(keeper)
         return 0 if clean else 1
@@ -319,6 +331,29 @@ class Supervisor:
                 self._on_unreadable(saved.reason)
             else:
                 self._on_saved(saved)
+
+    def _forge_registrars(self) -> list[HostRegistrar]:
+        return [r for r in self._registrars if r.backend.kind == "forge"]
+
+    async def _watch_manifest(self, stop: asyncio.Event) -> None:
+        """A save of manifest.yml by the user (app.id after `forge register`, Forge modules)
+        deploys again to the forge hosts; the registrar's own writes of its Connect parts are
+        not saves to act on."""
+        assert self.config.forge is not None
+        path = self.config.forge.manifest
+        initial: bytes | None = None
+        with contextlib.suppress(InputFileError):
+            initial = read_input_file(path)
+        async for saved in watch_file(path, stop_event=stop, initial=initial):
+            if isinstance(saved, Unreadable):
+                continue  # the next install writes it again from the descriptor
+            if any(_wrote(r.backend, saved) for r in self._forge_registrars()):
+                continue
+            if self._revision is None:
+                continue
+            target = self._target(self._revision)
+            for registrar in self._forge_registrars():
+                registrar.request(target, "manifest_changed", force=False)
 
     def _on_unreadable(self, reason: str) -> None:
         """The descriptor path has no readable file now; the last good revision stays (the
@@ -474,6 +509,13 @@ def _forge_backend(
     forge_config = config.forge or ForgeConfig(manifest=config.project_dir / "manifest.yml")
     create_backend: Callable[..., RegistrarBackend] = forge.create_backend
     return create_backend(host, forge_config, config=config, emit=emit)
+
+
+def _wrote(backend: RegistrarBackend, saved: bytes) -> bool:
+    """True when ``saved`` is what the backend itself last wrote (the forge backend writes the
+    manifest's Connect parts)."""
+    wrote = getattr(backend, "wrote", None)
+    return callable(wrote) and bool(wrote(saved))
 
 
 def _is_silent(registrar: HostRegistrar, bound: float) -> bool:

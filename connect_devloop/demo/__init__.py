@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -20,7 +22,7 @@ from aiohttp import web
 from ..config import load_config
 from .addon import create_app
 
-__all__ = ["prepare_project", "run_demo", "serve_sample_addon"]
+__all__ = ["prepare_forge_project", "prepare_project", "run_demo", "serve_sample_addon"]
 
 CONFIG_TEMPLATE = """\
 # Written by `connect-dev demo`. Every key is explained in config.example.toml.
@@ -44,6 +46,38 @@ password = "admin"         # inline passwords are fine for hosts on loopback
 """
 
 
+FORGE_CONFIG_TEMPLATE = """\
+# Written by `connect-dev demo --forge`. Every key is explained in config.example.toml.
+# The Forge path (docs/forge.md), offline: the Forge CLI is connect-dev's EMULATION of it, and
+# the emulated host plays Forge's servers and the site.
+descriptor = "atlassian-connect.json"
+
+[addon]
+url = "{addon_url}"        # the sample add-on (an aiohttp app started by the demo)
+
+[proxy]
+port = 0                   # any free port
+
+[tunnel]
+provider = "none"          # the emulated site is on loopback: no tunnel needed
+
+[forge]
+manifest = "manifest.yml"  # its Connect parts are written from the descriptor on every save
+command = {command}
+on_exit = "uninstall"      # the demo leaves nothing behind (the default, "keep", is for Cloud)
+
+[[hosts]]
+name = "demo-forge"
+registrar = "forge"
+site = "{site}"
+product = "jira"
+"""
+# The emulation registers any app.id of this shape; a real one comes from `forge register`.
+DEMO_APP_ID = "ari:cloud:ecosystem::app/c0ffee00-0000-4000-8000-00000000de70"
+# The emulated Forge CLI checks that a login is set, never sends it: these are not secrets.
+DEMO_FORGE_LOGIN = {"FORGE_EMAIL": "demo@example.invalid", "FORGE_API_TOKEN": "demo-not-a-token"}
+
+
 def sample_descriptor() -> str:
     return resources.files(__package__).joinpath("atlassian-connect.json").read_text("utf-8")
 
@@ -56,6 +90,29 @@ def prepare_project(directory: Path, *, addon_url: str, host_url: str) -> Path:
         descriptor.write_text(sample_descriptor(), encoding="utf-8")
     config = directory / "connect-dev.toml"
     config.write_text(CONFIG_TEMPLATE.format(addon_url=addon_url, host_url=host_url), "utf-8")
+    return config
+
+
+def prepare_forge_project(directory: Path, *, addon_url: str, site: str) -> Path:
+    """The demo's project for the Forge path: its config, the descriptor (unless edited), and
+    a manifest.yml converted from it with a registered app.id (unless one is there)."""
+    from ..forge.convert import update_manifest
+    from ..forge.manifest import PLACEHOLDER_APP_ID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor = directory / "atlassian-connect.json"
+    if not descriptor.exists():
+        descriptor.write_text(sample_descriptor(), encoding="utf-8")
+    manifest = directory / "manifest.yml"
+    if not manifest.exists():
+        document = json.loads(descriptor.read_text("utf-8"))
+        text = update_manifest(None, document, "jira").text
+        manifest.write_text(text.replace(PLACEHOLDER_APP_ID, DEMO_APP_ID), encoding="utf-8")
+    command = json.dumps([sys.executable, "-m", "connect_devloop.forge.standin"])
+    config = directory / "connect-dev.toml"
+    config.write_text(
+        FORGE_CONFIG_TEMPLATE.format(addon_url=addon_url, site=site, command=command), "utf-8"
+    )
     return config
 
 
@@ -72,28 +129,43 @@ async def serve_sample_addon(keys_url: str, port: int = 0) -> AsyncIterator[str]
         await runner.cleanup()
 
 
-def run_demo(*, project_dir: str | None, log_format: str | None, no_tui: bool) -> int:
+def run_demo(
+    *, project_dir: str | None, log_format: str | None, no_tui: bool, forge: bool = False
+) -> int:
     directory = (
         Path(project_dir) if project_dir else Path(tempfile.mkdtemp(prefix="connect-dev-demo-"))
     )
-    return asyncio.run(_demo(directory.resolve(), log_format, no_tui))
+    return asyncio.run(_demo(directory.resolve(), log_format, no_tui, forge=forge))
 
 
-async def _demo(directory: Path, log_format: str | None, no_tui: bool) -> int:
+async def _demo(directory: Path, log_format: str | None, no_tui: bool, *, forge: bool) -> int:
     from .. import cli
     from ..events import EventBus
     from ..host import run_host
+    from ..host.forge import forge_site
 
     async with run_host(context_path="/jira") as host, serve_sample_addon(host.keys_url) as addon:
-        config_path = prepare_project(directory, addon_url=addon, host_url=host.base_url)
+        if forge:
+            for name, value in DEMO_FORGE_LOGIN.items():
+                os.environ.setdefault(name, value)
+            config_path = prepare_forge_project(directory, addon_url=addon, site=forge_site(host))
+        else:
+            config_path = prepare_project(directory, addon_url=addon, host_url=host.base_url)
         config = load_config(config_path)
-        intro = (
+        intro: tuple[str, ...] = (
             "connect-dev demo: everything runs on 127.0.0.1; nothing leaves this machine.",
             f"  emulated Jira:   {host.base_url}  (what it installed: "
             f"{host.origin}/_emulator/record)",
             f"  sample add-on:   {addon}",
             f"  descriptor:      {config.descriptor_path}",
         )
+        if forge:
+            intro = (
+                *intro,
+                f"  manifest:        {directory / 'manifest.yml'}  (deployed with the Forge CLI "
+                "EMULATION; Forge's state: "
+                f"{host.origin}/_emulator/forge)",
+            )
         if cli.wants_dashboard(sys.stdout, log_format, no_tui):
             from ..tui import run_dashboard
 
