@@ -3,9 +3,11 @@ requests signed as the host would sign them.
 
 - ``login [HOST]`` asks for a host's API token (no echo; or one line from ``--password-stdin``),
   checks it against the host's UPM REST API, and keeps it in the keychain. Without ``HOST``: every
-  host that has no password yet. ``login --ngrok`` keeps the ngrok authtoken.
-- ``logout [HOST]`` removes keychain entries (``--ngrok`` the authtoken, ``--tenants`` the tenant
-  secrets of this project).
+  host that has no password yet. ``login --ngrok`` keeps the ngrok authtoken; ``login --forge``
+  the Forge CLI's login (an Atlassian account email, asked or ``--email``, and an API token,
+  never from an argument: see forge/login.py).
+- ``logout [HOST]`` removes keychain entries (``--ngrok`` the authtoken, ``--forge`` the Forge
+  login, ``--tenants`` the tenant secrets of this project).
 - ``token METHOD PATH`` prints an HS256 token for a stored tenant; ``open PATH`` prints the full
   signed URL of ``PATH`` at the add-on's public URL, as an iframe would load it.
 
@@ -43,11 +45,13 @@ def add_parsers(
     """Add ``login``, ``logout``, ``token`` and ``open`` to the ``connect-dev`` parser."""
     login = commands.add_parser(
         "login",
-        help="keep a host's API token (or the ngrok authtoken) in the OS keychain",
+        help="keep a host's API token (or the ngrok authtoken, or the Forge login) in the OS "
+        "keychain",
         description="Ask for a host's API token or password (no echo), check it against the "
         "host, and keep it in the OS keychain (service connect-devloop) so `up` finds it. "
         "HOST is a host name or URL from connect-dev.toml; without it, every host that has no "
-        "password yet.",
+        "password yet. --ngrok keeps the ngrok authtoken instead, --forge the Forge CLI's "
+        "login (Atlassian account email and API token).",
     )
     add_config(login)
     login.add_argument("host", nargs="?", metavar="HOST", help="host name or URL")
@@ -62,17 +66,29 @@ def add_parsers(
     login.add_argument(
         "--ngrok", action="store_true", help="keep the ngrok authtoken instead of a host's token"
     )
+    login.add_argument(
+        "--forge",
+        action="store_true",
+        help="keep the Forge CLI's login (Atlassian account email and API token) instead",
+    )
+    login.add_argument(
+        "--email",
+        metavar="ADDRESS",
+        help="with --forge: the Atlassian account email (default: ask)",
+    )
     login.set_defaults(command="login", run=run_login)
 
     logout = commands.add_parser(
         "logout",
         help="remove keychain entries",
         description="Remove a host's API token from the OS keychain (without HOST: every "
-        "host's), the ngrok authtoken (--ngrok), or this project's tenant secrets (--tenants).",
+        "host's), the ngrok authtoken (--ngrok), the Forge CLI's login (--forge), or this "
+        "project's tenant secrets (--tenants).",
     )
     add_config(logout)
     logout.add_argument("host", nargs="?", metavar="HOST", help="host name or URL")
     logout.add_argument("--ngrok", action="store_true", help="remove the ngrok authtoken")
+    logout.add_argument("--forge", action="store_true", help="remove the Forge CLI's login")
     logout.add_argument(
         "--tenants",
         action="store_true",
@@ -135,6 +151,14 @@ def run_login(args: argparse.Namespace, *, keychain: Keychain | None = None) -> 
     from .keychain import NGROK_AUTHTOKEN_ACCOUNT, SystemKeychain, host_account
 
     store = keychain if keychain is not None else SystemKeychain()
+    if args.ngrok and args.forge:
+        return _usage("login takes --ngrok or --forge, not both")
+    if args.email is not None and not args.forge:
+        return _usage("--email goes with login --forge")
+    if args.forge:
+        if args.host is not None:
+            return _usage("login --forge takes no HOST")
+        return _login_forge(args, store)
     if args.ngrok:
         if args.host is not None:
             return _usage("login --ngrok takes no HOST")
@@ -153,7 +177,10 @@ def run_login(args: argparse.Namespace, *, keychain: Keychain | None = None) -> 
     failed = 0
     for host in hosts:
         if host.registrar == "forge":
-            _say(f"{host.name}: a Forge host: the Forge CLI keeps its own login (`forge login`)")
+            _say(
+                f"{host.name}: a Forge host: the Forge CLI logs in by itself "
+                "(`connect-dev login --forge`, or `forge login`)"
+            )
             failed += 1
             continue
         secret = _read_secret(
@@ -177,13 +204,15 @@ def run_logout(args: argparse.Namespace, *, keychain: Keychain | None = None) ->
     from .keychain import NGROK_AUTHTOKEN_ACCOUNT, SystemKeychain, host_account
 
     store = keychain if keychain is not None else SystemKeychain()
-    if args.ngrok or args.tenants:
+    if args.ngrok or args.forge or args.tenants:
         if args.host is not None:
-            return _usage("logout --ngrok/--tenants take no HOST")
+            return _usage("logout --ngrok/--forge/--tenants take no HOST")
         if args.ngrok:
             removed = _delete(store, NGROK_AUTHTOKEN_ACCOUNT)
             if removed is not None:
                 _say("removed the ngrok authtoken" if removed else "no ngrok authtoken was stored")
+        if args.forge:
+            _logout_forge(store)
         if args.tenants:
             _forget_tenants(_load_config(args), store)
         return EXIT_OK
@@ -199,6 +228,89 @@ def run_logout(args: argparse.Namespace, *, keychain: Keychain | None = None) ->
         else:
             _say(f"{host.name}: nothing stored in the keychain")
     return EXIT_OK
+
+
+def _login_forge(args: argparse.Namespace, store: Keychain) -> int:
+    """``login --forge``: the email (``--email`` or asked, with echo: it is no secret), then the
+    API token as any other secret (no echo, or ``--password-stdin``), into the keychain."""
+    import os
+
+    from .errors import CredentialsError
+    from .forge.login import (
+        FORGE_API_TOKEN_ACCOUNT,
+        FORGE_API_TOKEN_ENV,
+        FORGE_EMAIL_ACCOUNT,
+        FORGE_EMAIL_ENV,
+        store_forge_login,
+    )
+    from .keychain import BACKEND_HINT, KeychainUnavailableError
+
+    if args.email is not None:
+        email = args.email.strip()
+        if not _looks_like_email(email):
+            return _usage(f"--email {args.email!r}: not an email address")
+    else:
+        email = _read_email(sys.stdin)
+        if not _looks_like_email(email):
+            raise CredentialsError(
+                f"{email!r} is not an email address; nothing stored",
+                hint="Enter the email of the Atlassian account the API token belongs to.",
+            )
+    secret = _read_secret(f"Forge API token for {email}: ", args.password_stdin, sys.stdin)
+    try:
+        store_forge_login(email, secret, store)
+    except KeychainUnavailableError as exc:
+        # The usual hint names password_env and inline passwords, which a Forge login has not.
+        raise KeychainUnavailableError(
+            exc.message,
+            hint=f"Set {FORGE_EMAIL_ENV} and {FORGE_API_TOKEN_ENV} in the environment instead; "
+            f"or {BACKEND_HINT}.",
+        ) from exc
+    _say(
+        f"kept the Forge login of {email} in the keychain ({store.description}) as "
+        f"{FORGE_EMAIL_ACCOUNT!r} and {FORGE_API_TOKEN_ACCOUNT!r}"
+    )
+    if os.environ.get(FORGE_EMAIL_ENV) or os.environ.get(FORGE_API_TOKEN_ENV):
+        _say(
+            f"note: {FORGE_EMAIL_ENV}/{FORGE_API_TOKEN_ENV} are set here, and the environment "
+            "wins over the keychain"
+        )
+    return EXIT_OK
+
+
+def _read_email(stdin: TextIO) -> str:
+    from .errors import CredentialsError
+
+    if not stdin.isatty():
+        raise CredentialsError(
+            "no terminal to ask for the Atlassian account email on",
+            hint='Name it and pipe the token: printf %s "$TOKEN" | connect-dev login --forge '
+            "--email you@example.com --password-stdin",
+        )
+    # Not input(): it writes the prompt to stdout; every message of ours goes to stderr.
+    sys.stderr.write("Atlassian account email: ")
+    sys.stderr.flush()
+    email = stdin.readline().strip()
+    if not email:
+        raise CredentialsError("nothing entered; nothing stored")
+    return email
+
+
+def _looks_like_email(text: str) -> bool:
+    local, at, domain = text.rpartition("@")
+    return bool(local and at and domain) and not any(c.isspace() for c in text)
+
+
+def _logout_forge(store: Keychain) -> None:
+    from .forge.login import remove_forge_login
+    from .keychain import KeychainUnavailableError
+
+    try:
+        removed = remove_forge_login(store)
+    except KeychainUnavailableError as exc:
+        _say(f"nothing to remove: {exc.message}")
+        return
+    _say("removed the Forge login" if removed else "no Forge login was stored")
 
 
 def _delete(store: Keychain, account: str) -> bool | None:

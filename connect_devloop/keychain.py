@@ -5,6 +5,7 @@ Every entry lives under the service ``connect-devloop``; the account names say w
 
     me@example.com @ https://example.atlassian.net      a host's API token or password
     ngrok authtoken                                     the ngrok agent's authtoken
+    forge email, forge api token                        the Forge CLI's login (see forge/login.py)
     tenant my-addon 7c4f…                               a tenant's sharedSecret (see tenants.py)
 
 A machine without a usable backend (headless Linux gets ``keyring.backends.fail.Keyring``) is not
