@@ -77,18 +77,18 @@ _NOT_FOR_FORGE = {
     ),
     "username": (
         "the Forge CLI logs in by itself",
-        "Remove it: `forge login` keeps the login, or set FORGE_EMAIL and FORGE_API_TOKEN in "
-        "the environment.",
+        "Remove it: `connect-dev login --forge` keeps the login, or set FORGE_EMAIL and "
+        "FORGE_API_TOKEN in the environment.",
     ),
     "password_env": (
         "the Forge CLI logs in by itself",
-        "Remove it: `forge login` keeps the login, or set FORGE_EMAIL and FORGE_API_TOKEN in "
-        "the environment.",
+        "Remove it: `connect-dev login --forge` keeps the login, or set FORGE_EMAIL and "
+        "FORGE_API_TOKEN in the environment.",
     ),
     "password": (
         "the Forge CLI logs in by itself",
-        "Remove it: `forge login` keeps the login, or set FORGE_EMAIL and FORGE_API_TOKEN in "
-        "the environment.",
+        "Remove it: `connect-dev login --forge` keeps the login, or set FORGE_EMAIL and "
+        "FORGE_API_TOKEN in the environment.",
     ),
 }
 

@@ -232,8 +232,8 @@ def test_forge_table_errors(
 
 SITE_HINT = 'Write the host name of the site alone, e.g. site = "your-site.atlassian.net".'
 CLI_LOGIN = (
-    "Remove it: `forge login` keeps the login, or set FORGE_EMAIL and FORGE_API_TOKEN in the "
-    "environment."
+    "Remove it: `connect-dev login --forge` keeps the login, or set FORGE_EMAIL and "
+    "FORGE_API_TOKEN in the environment."
 )
 
 
