@@ -11,8 +11,8 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import asyncio
@@ -29,6 +29,7 @@ __all__ = [
     "make_supervisor",
     "run_until_signalled",
     "run_up",
+    "version",
     "wants_dashboard",
 ]
 
@@ -36,6 +37,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_FORCED = 130
+FORCED_EXIT = "forced exit; run `connect-dev down` to remove what is left."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,63 +81,172 @@ def _heed_ignored_signals() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's layout, with an option and its value written once (``-o, --output PATH``)
+    as Python 3.13 writes it, so the help is the same on every Python connect-dev runs on
+    (docs/commands.md is checked against it: scripts/commands_doc.py); and lines never broken
+    inside a hyphenated word such as connect-dev."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        value = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {value}"
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser of connect-dev; ``add_subparsers`` makes its commands of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: read from the installed package's metadata only when asked, so that
+    building the parser stays cheap."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"connect-dev {version()}", flush=True)
+        parser.exit()
+
+
+def version() -> str:
+    """The version of the installed distribution (pyproject.toml's), or the package's own
+    when it runs from a source tree that was never installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("connect-devloop")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Typed as the base class: the commands' modules take a ``_SubParsersAction[ArgumentParser]``
+    # (argparse still makes every command a _Parser).
+    parser: argparse.ArgumentParser = _Parser(
         prog="connect-dev",
         description="A dev loop for Atlassian Connect add-ons written in any language: serves "
         "atlassian-connect.json through a tunnel, installs it on your dev hosts, re-installs "
         "on every save, and uninstalls on exit.",
     )
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     parser.set_defaults(command=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    up = commands.add_parser("up", help="run the dev loop until Ctrl-C")
-    _add_config(up)
-    up.add_argument("--no-tui", action="store_true", help="log lines instead of the dashboard")
-    up.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default=None,
-        help="text (default without a terminal) or json: one object per line",
+    up = commands.add_parser(
+        "up",
+        help="run the dev loop (Ctrl-C: uninstall and quit)",
+        # The two wordings of render.text.STOP_DASHBOARD and STOP_TEXT (cheaper than importing
+        # them; tests/test_cli_help.py holds them together).
+        description="Serve the descriptor through the proxy and the tunnel, install the add-on "
+        "on every host of connect-dev.toml, re-install it on every save, and show it all in "
+        "the dashboard (q or Ctrl-C: uninstall and quit) or as log lines (Ctrl-C: uninstall "
+        "and quit).",
     )
+    _add_config(up)
+    _add_log_options(up)
     up.set_defaults(command="up", run=_cmd_up)
 
-    down = commands.add_parser("down", help="uninstall whatever an earlier run left installed")
+    down = commands.add_parser(
+        "down",
+        help="uninstall whatever an earlier run left installed",
+        description="Uninstall every add-on the ledger (.connect-dev/ledger.json) lists, with "
+        "the hosts and credentials of connect-dev.toml, and stop a tunnel process that a "
+        "killed `up` left running.",
+    )
     _add_config(down)
     down.set_defaults(command="down", run=_cmd_down)
 
-    validate = commands.add_parser("validate", help="check a descriptor offline")
+    validate = commands.add_parser(
+        "validate",
+        help="check a descriptor (and the Forge manifest) offline",
+        description="Check a descriptor offline: JSON, key, baseUrl, authentication, "
+        "lifecycle, scopes and modules; and the project's Forge manifest with it. A .yml or "
+        ".yaml file is checked as a Forge manifest alone. Exit 1 on any error.",
+    )
     _add_config(validate)
-    validate.add_argument("descriptor", nargs="?", help="descriptor file (default: from config)")
+    validate.add_argument(
+        "descriptor",
+        nargs="?",
+        metavar="DESCRIPTOR",
+        help="the file to check (default: the descriptor of connect-dev.toml, else "
+        "./atlassian-connect.json)",
+    )
     validate.set_defaults(command="validate", run=_cmd_validate)
 
-    host = commands.add_parser("host", help="run the emulated Jira/Confluence host")
-    host.add_argument("--port", type=int, default=2990, help="port on 127.0.0.1 (0 = any free)")
-    host.add_argument("--context", default="/jira", help='context path, e.g. /jira, /wiki, ""')
+    host = commands.add_parser(
+        "host",
+        help="run the emulated Jira/Confluence host",
+        description="Run an emulated Jira or Confluence site on 127.0.0.1 in the foreground, "
+        "until Ctrl-C: UPM REST installs, signed lifecycle callbacks, its install keys, and "
+        "the /_emulator/ control API (docs/emulated-host.md).",
+    )
+    host.add_argument(
+        "--port",
+        type=int,
+        default=2990,
+        metavar="N",
+        help="port on 127.0.0.1; 0 = any free port (default: %(default)s)",
+    )
+    host.add_argument(
+        "--context",
+        default="/jira",
+        metavar="PATH",
+        help='context path: /jira, /wiki, or "" for none (default: %(default)s)',
+    )
     host.add_argument(
         "--product",
         choices=("jira", "confluence"),
         default=None,
-        help="product type (default: confluence for /wiki or /confluence)",
+        help="product type (default: confluence for /wiki or /confluence, else jira)",
     )
     host.add_argument(
         "--flavour",
         choices=("cloud", "server"),
         default="cloud",
-        help="cloud has the development-mode setting; server has none",
+        help="cloud has the development-mode setting, server has none (default: %(default)s)",
     )
     host.add_argument(
         "--user",
         action="append",
         metavar="NAME:PASSWORD",
-        help="an admin account (repeatable; default admin:admin)",
+        help="an admin account; repeatable (default: admin:admin)",
     )
     host.add_argument(
         "--dev-mode",
         choices=("on", "off"),
         default="on",
-        help="Cloud development mode (off refuses descriptor-URL installs)",
+        help="Cloud development mode; off refuses descriptor-URL installs (default: %(default)s)",
     )
     host.add_argument(
         "--require-signed-install",
@@ -146,34 +257,76 @@ def _build_parser() -> argparse.ArgumentParser:
         "--descriptor-installs",
         choices=("allowed", "refused"),
         default="allowed",
-        help="refused: fail descriptor-URL installs as Cloud does since 2026 (Forge installs work)",
+        help="refused: fail descriptor-URL installs as Cloud does since 2026; Forge installs "
+        "work (default: %(default)s)",
+    )
+    host.add_argument(
+        "--reinstall-secret",
+        choices=("new", "keep"),
+        default="new",
+        help="what a re-install in place carries: a new sharedSecret (Cloud) or the one it "
+        "has (older Connect) (default: %(default)s)",
     )
     host.add_argument(
         "--forge-deploy-delay",
         type=int,
         default=0,
         metavar="MS",
-        help="time each deploy of the emulated Forge CLI takes, in ms",
+        help="time each deploy of the emulated Forge CLI takes, in ms (default: %(default)s)",
     )
     host.add_argument(
-        "--ping-after", type=int, default=100, metavar="MS", help="pingAfter of install tasks in ms"
+        "--ping-after",
+        type=int,
+        default=100,
+        metavar="MS",
+        help="pingAfter of install tasks, in ms (default: %(default)s)",
     )
     host.add_argument(
         "--install-delay",
         type=int,
         default=0,
         metavar="MS",
-        help="extra time each install takes, in ms",
+        help="extra time each install takes, in ms (default: %(default)s)",
     )
     _add_verbose(host)
     host.set_defaults(command="host", run=_cmd_host)
+    host_actions = host.add_subparsers(title="actions", metavar="ACTION")
+    fire = host_actions.add_parser(
+        "fire",
+        help="fire a webhook on a running emulated host",
+        description="Make a running `connect-dev host` send EVENT to every installed app that "
+        "declares it in modules.webhooks, and print each delivery (status, time, URL). Exit 1 "
+        "when none was delivered or one failed.",
+    )
+    fire.add_argument("event", metavar="EVENT", help="e.g. jira:issue_created, page_updated")
+    fire.add_argument("--issue", metavar="KEY", help="the issue (Jira; default: the newest)")
+    fire.add_argument("--page", metavar="ID", help="the page (Confluence; default: the newest)")
+    fire.add_argument("--key", metavar="APP", help="only to this app (default: every app)")
+    fire.add_argument(
+        "--host",
+        metavar="URL",
+        default="http://127.0.0.1:2990",
+        help="the emulated host (default: http://127.0.0.1:2990)",
+    )
+    _add_verbose(fire)
+    fire.set_defaults(command="host fire", run=_cmd_host_fire)
 
     demo = commands.add_parser(
-        "demo", help="emulated host + sample add-on + `up`, on loopback, no account needed"
+        "demo",
+        help="emulated host + sample add-on + `up`, on loopback, no account needed",
+        description="Start an emulated Jira and a sample add-on on 127.0.0.1, and run `up` "
+        "against them in a project directory: edit its descriptor and watch it re-install. No "
+        "account needed; nothing leaves this machine. Where things are is printed first (on "
+        "stderr with --log-format json). The host, the add-on and a temporary directory go "
+        "away on exit.",
     )
-    demo.add_argument("--dir", default=None, help="project directory (default: a temporary one)")
-    demo.add_argument("--no-tui", action="store_true", help="log lines instead of the dashboard")
-    demo.add_argument("--log-format", choices=("text", "json"), default=None)
+    demo.add_argument(
+        "--dir",
+        metavar="DIR",
+        default=None,
+        help="project directory, kept after exit (default: a temporary one, removed on exit)",
+    )
+    _add_log_options(demo)
     demo.add_argument(
         "--forge",
         action="store_true",
@@ -181,6 +334,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_verbose(demo)
     demo.set_defaults(command="demo", run=_cmd_demo)
+
+    # init: a commented connect-dev.toml from flags or a few questions.
+    from . import commands_init
+
+    commands_init.add_parser(commands, _add_verbose)
 
     # login, logout, token, open: secrets in the keychain and host-signed requests.
     from .commands_credentials import add_parsers
@@ -197,9 +355,26 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
         "--config",
         metavar="PATH",
         default=None,
-        help="connect-dev.toml (default: ./connect-dev.toml)",
+        help="connect-dev.toml, or a directory holding one (default: ./connect-dev.toml)",
     )
     _add_verbose(parser)
+
+
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    """``up`` and ``demo``: the dashboard on a terminal, else log lines (``wants_dashboard``)."""
+    parser.add_argument(
+        "--no-tui",
+        action="store_true",
+        help="log lines instead of the dashboard (default: the dashboard when stdout is a "
+        "terminal)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="log lines instead of the dashboard: text, or json with one object per line "
+        "(default: the dashboard on a terminal, else text)",
+    )
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -329,13 +504,21 @@ def make_supervisor(config: Config, bus: EventBus) -> Supervisor:
     return supervisor
 
 
-async def run_until_signalled(config: Config, bus: EventBus) -> int:
+async def run_until_signalled(
+    config: Config,
+    bus: EventBus,
+    *,
+    forced: str = FORCED_EXIT,
+    before_forced_exit: Callable[[], None] | None = None,
+) -> int:
+    """Run the daemon until SIGINT or SIGTERM (see ``install_signal_handlers`` for
+    ``forced`` and ``before_forced_exit``)."""
     import asyncio
 
     from .render import flush_all
 
     stop = asyncio.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, forced=forced, before_forced_exit=before_forced_exit)
     try:
         return await make_supervisor(config, bus).run(stop)
     finally:
@@ -349,10 +532,13 @@ def install_signal_handlers(
     *,
     prefix: str = "connect-dev",
     doing: str = "uninstalling (press Ctrl-C again to quit at once)",
-    forced: str = "forced exit; run `connect-dev down` to remove what is left.",
+    forced: str = FORCED_EXIT,
+    before_forced_exit: Callable[[], None] | None = None,
 ) -> None:
     """First SIGINT/SIGTERM: graceful teardown. Second: exit at once; for `up`, the ledger
-    keeps what is left for `connect-dev down`.
+    keeps what is left for `connect-dev down`. ``before_forced_exit`` runs just before that
+    exit, which skips every ``finally`` (the demo removes its temporary directory there); it
+    must not raise.
 
     Explicit handlers rather than KeyboardInterrupt: a command started in the background of a
     non-interactive shell inherits SIGINT ignored, and Python then raises nothing for it.
@@ -367,6 +553,8 @@ def install_signal_handlers(
         # Act first, tell after: with a closed pipe (`up | head`) the message cannot be
         # written, and that must never keep a signal from stopping us.
         if stop.is_set():
+            if before_forced_exit is not None:
+                before_forced_exit()
             _say(f"{prefix}: {forced}")
             os._exit(EXIT_FORCED)
         stop.set()
@@ -491,6 +679,7 @@ def _cmd_host(args: argparse.Namespace) -> int:
         require_signed_install=args.require_signed_install,
         descriptor_installs_refused=args.descriptor_installs == "refused",
         forge_deploy_delay_ms=args.forge_deploy_delay,
+        reinstall_secret=args.reinstall_secret,
     )
 
     listening = False
@@ -523,6 +712,18 @@ def _cmd_host(args: argparse.Namespace) -> int:
         ) from exc
     except KeyboardInterrupt:
         pass
+    return EXIT_OK
+
+
+def _cmd_host_fire(args: argparse.Namespace) -> int:
+    from .host.webhook_client import fire_remotely, report
+
+    result = fire_remotely(args.host, args.event, issue=args.issue, page=args.page, key=args.key)
+    lines, problem = report(result)
+    for line in lines:
+        print(line, flush=True)
+    if problem is not None:
+        raise problem
     return EXIT_OK
 
 

@@ -54,7 +54,12 @@ def add_parsers(
         "login (Atlassian account email and API token).",
     )
     add_config(login)
-    login.add_argument("host", nargs="?", metavar="HOST", help="host name or URL")
+    login.add_argument(
+        "host",
+        nargs="?",
+        metavar="HOST",
+        help="host name or URL (default: every host that has no password yet)",
+    )
     login.add_argument(
         "--password-stdin",
         action="store_true",
@@ -86,7 +91,9 @@ def add_parsers(
         "project's tenant secrets (--tenants).",
     )
     add_config(logout)
-    logout.add_argument("host", nargs="?", metavar="HOST", help="host name or URL")
+    logout.add_argument(
+        "host", nargs="?", metavar="HOST", help="host name or URL (default: every host)"
+    )
     logout.add_argument("--ngrok", action="store_true", help="remove the ngrok authtoken")
     logout.add_argument("--forge", action="store_true", help="remove the Forge CLI's login")
     logout.add_argument(

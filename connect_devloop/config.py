@@ -28,6 +28,7 @@ from .files import InputFileError, NotUtf8Error, decode_utf8, describe_missing, 
 
 __all__ = [
     "CONFIG_FILE_NAME",
+    "AddonConfig",
     "Config",
     "ForgeConfig",
     "HostConfig",
@@ -52,7 +53,9 @@ MAX_SECONDS = 86400.0  # a day; longer waits are typos, and some clocks overflow
 _SCHEMA: dict[str, dict[str, str]] = {
     "": {"descriptor": "string", "addon": "table", "proxy": "table", "tunnel": "table",
          "forge": "table", "hosts": "array of tables"},
-    "addon": {"url": "string"},
+    "addon": {"url": "string", "command": "string or array of strings", "cwd": "string",
+              "env": "table", "restart_on": "array of strings", "ready_path": "string",
+              "ready_timeout": "number", "stop_timeout": "number"},
     "proxy": {"port": "integer"},
     "tunnel": {"provider": "string", "public_url": "string", "health_interval": "number",
                "health_timeout": "number", "ngrok": "table", "ssh": "table"},
@@ -175,10 +178,33 @@ class ForgeConfig:
 
 
 @dataclass(frozen=True)
+class AddonConfig:
+    """``[addon]`` beyond its ``url``: the add-on server as a process ``up`` starts, restarts
+    and stops (docs/configuration.md). Without ``command`` nothing is started: ``url`` is only
+    probed."""
+
+    command: tuple[str, ...] = ()  # the program and its arguments; () = not started by us
+    cwd: Path | None = None  # absolute; None: the config file's directory
+    # Added to the add-on's environment. The values may be secrets: kept as Secret, and only
+    # the names are ever shown.
+    env: tuple[tuple[str, Secret], ...] = ()
+    restart_on: tuple[str, ...] = ()  # globs, relative to the config file's directory
+    ready_path: str = "/"  # polled on url until it answers (any HTTP status)
+    ready_timeout: float = 30.0  # how long the first install waits for that answer
+    stop_timeout: float = 5.0  # SIGTERM, then SIGKILL after this many seconds
+
+    @property
+    def managed(self) -> bool:
+        """True when ``up`` runs the add-on itself."""
+        return bool(self.command)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     descriptor_path: Path
     addon_url: str = "http://localhost:3000"
+    addon: AddonConfig = field(default_factory=AddonConfig)
     proxy_port: int = 8000
     tunnel: TunnelConfig = field(default_factory=TunnelConfig)
     hosts: tuple[HostConfig, ...] = ()
@@ -236,7 +262,10 @@ def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path:
     # Something that is there but not a file (a FIFO, a directory link) is left to load_config,
     # which says what it is.
     if not os.path.lexists(path):
-        create = f"Create {CONFIG_FILE_NAME} (see config.example.toml) or pass --config PATH."
+        create = (
+            "Write one with `connect-dev init` (`connect-dev init --example` prints every key), "
+            "or pass --config PATH."
+        )
         nearby = describe_missing(path, suffix=".toml")
         raise ConfigError(
             "config file not found",
@@ -332,6 +361,7 @@ def parse_config(text: str, path: Path) -> Config:
         )
     descriptor_path = reader.path("", "descriptor", descriptor, path.parent, expand_user=False)
     assert descriptor_path is not None  # descriptor is not empty
+    addon_config = _read_addon(reader, addon, path.parent)
     tunnel_config = _read_tunnel(reader, tunnel, provider, path.parent)
     forge = _read_forge(reader, reader.table(data, "forge"), path.parent)
 
@@ -342,6 +372,7 @@ def parse_config(text: str, path: Path) -> Config:
         path=path,
         descriptor_path=descriptor_path,
         addon_url=addon_url.rstrip("/"),
+        addon=addon_config,
         proxy_port=port,
         tunnel=tunnel_config,
         hosts=tuple(hosts),
@@ -353,6 +384,144 @@ def parse_config(text: str, path: Path) -> Config:
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _URL_FIELDS = frozenset({"host", "port"})
+# [addon] keys that mean something only for an add-on process ``up`` starts.
+_ONLY_WITH_COMMAND = ("cwd", "env", "restart_on", "ready_timeout", "stop_timeout")
+
+
+def _read_addon(reader: _Reader, table: Mapping[str, Any], base: Path) -> AddonConfig:
+    name = "addon"
+    command = _read_addon_command(reader, table)
+    if not command:
+        for key in _ONLY_WITH_COMMAND:
+            if key in table:
+                reader.fail(
+                    name,
+                    key,
+                    "is used only with command: the add-on process connect-dev starts",
+                    hint='Add command = "..." (how to start your add-on server, e.g. '
+                    '"python app.py"), or remove ' + key + ".",
+                )
+    cwd = reader.path(name, "cwd", reader.get(table, name, "cwd", str, ""), base)
+    env: list[tuple[str, Secret]] = []
+    if "env" in table:
+        raw_env = table["env"]
+        if not isinstance(raw_env, dict):
+            reader.fail(
+                name,
+                "env",
+                f"must be a table of variables, not {_toml_type(raw_env)}",
+                hint='e.g. env = { DEBUG = "1" }, or an [addon.env] table',
+            )
+        for variable, value in raw_env.items():
+            if not _ENV_NAME.fullmatch(variable):
+                reader.fail(
+                    name,
+                    "env",
+                    f"{_show(variable, 60)} is not an environment variable name",
+                    hint="Names are letters, digits and _, not starting with a digit.",
+                )
+            # The value is never echoed: it may be a token.
+            if not isinstance(value, str):
+                _fail_env(
+                    reader,
+                    variable,
+                    f"must be a string, not {_toml_type(value)}",
+                    hint=f'Quote it: {variable} = "..." (the environment holds only text).',
+                )
+            if "\x00" in value or _SURROGATE.search(value):
+                _fail_env(
+                    reader,
+                    variable,
+                    "holds a NUL character or half of a UTF-16 surrogate pair, which no "
+                    "environment variable can hold",
+                )
+            env.append((variable, Secret(value)))
+    restart_on = reader.get(table, name, "restart_on", list, [])
+    for pattern in restart_on:
+        if not isinstance(pattern, str):
+            reader.fail(
+                name,
+                "restart_on",
+                f"{_toml_type(pattern)} is not a glob: each must be a string",
+                hint='e.g. restart_on = ["src/**/*.py", "templates/**"]',
+            )
+        reader.check_text(name, "restart_on", pattern)
+        if not pattern.strip() or os.path.isabs(pattern) or pattern.startswith("~"):
+            reader.fail(
+                name,
+                "restart_on",
+                f"{_show(pattern)} is not a glob relative to connect-dev.toml",
+                hint='e.g. restart_on = ["src/**/*.py", "templates/**"]',
+            )
+    ready_path = reader.get(table, name, "ready_path", str, "/")
+    if not ready_path.startswith("/") or any(c <= " " or c == "\x7f" for c in ready_path):
+        reader.fail(
+            name,
+            "ready_path",
+            f"{_show(ready_path)} is not a path: it must start with / and have no spaces",
+            hint='e.g. ready_path = "/healthz"',
+        )
+    timeouts = {}
+    for key, default in (("ready_timeout", 30.0), ("stop_timeout", 5.0)):
+        timeouts[key] = reader.seconds(table, name, key, default)
+        if timeouts[key] <= 0:
+            reader.fail(name, key, "must be more than 0 seconds", hint=f"e.g. {key} = {default:g}")
+    return AddonConfig(
+        command=command,
+        cwd=cwd,
+        env=tuple(env),
+        restart_on=tuple(restart_on),
+        ready_path=ready_path,
+        **timeouts,
+    )
+
+
+def _fail_env(reader: _Reader, variable: str, message: str, hint: str | None = None) -> NoReturn:
+    """An error about one variable of ``[addon] env``, at its line in an ``[addon.env]``
+    table, else at the ``env = {...}`` line."""
+    line = (
+        reader.lines.line("addon.env", variable)
+        or reader.lines.line("addon", "env")
+        or reader.lines.table_line("addon.env")
+    )
+    raise ConfigError(message, hint=hint, file=reader.file, line=line, key=f"addon.env.{variable}")
+
+
+def _read_addon_command(reader: _Reader, table: Mapping[str, Any]) -> tuple[str, ...]:
+    """``[addon] command``: a string split as a shell would (without running one), or a list;
+    () when absent."""
+    name = "addon"
+    hint = 'e.g. command = "python app.py", or command = ["node", "app.js"]'
+    if "command" not in table:
+        return ()
+    value = table["command"]
+    if isinstance(value, str):
+        reader.check_text(name, "command", value)
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            reader.fail(name, "command", f"{_show(value)} cannot be split into words: {exc}", hint)
+    elif isinstance(value, list):
+        for word in value:
+            if not isinstance(word, str):
+                reader.fail(
+                    name,
+                    "command",
+                    f"{_toml_type(word)} is not a word of a command: each must be a string",
+                    hint,
+                )
+            reader.check_text(name, "command", word)
+        words = list(value)
+    else:
+        reader.fail(
+            name,
+            "command",
+            f"must be a string or an array of strings, not {_toml_type(value)}",
+            hint,
+        )
+    if not words or not words[0]:
+        reader.fail(name, "command", "must name the program that runs your add-on server", hint)
+    return tuple(words)
 
 
 def _read_tunnel(

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = [
+    "AddonExited",
+    "AddonOutput",
+    "AddonRestarting",
+    "AddonStarted",
+    "AddonStatus",
     "Deregistered",
     "DeregistrationFailed",
     "DescriptorInvalid",
@@ -269,6 +274,8 @@ class Ready(Event):
     installed: int = 0  # hosts with the current revision installed
     hosts: int = 0
     waiting: list[str] = field(default_factory=list)  # hosts that have not answered yet
+    # Whether the add-on server answered at [addon] url by then; None: not checked.
+    addon_answering: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,6 +287,80 @@ class HostAnswering(Event):
     host: str
     answering: bool
     seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonStarted(Event):
+    """``up`` started the add-on server (``[addon] command``). ``reason``: startup |
+    files_changed | tunnel_changed | crashed. ``env`` names the variables connect-dev set for
+    it (``CONNECT_DEV_BASE_URL``, ``AC_LOCAL_BASE_URL``, ``PORT`` and those of ``[addon]
+    env``); their values are never in an event."""
+
+    name: ClassVar[str] = "addon_started"
+    pid: int
+    command: str
+    reason: str = "startup"
+    base_url: str = ""
+    port: int = 0
+    env: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonStatus(Event):
+    """Whether the add-on server answers at ``url`` (any HTTP status counts). With a command:
+    after each start, once it answers or when ``ready_timeout`` passed without an answer;
+    without: on each change seen by the periodic probe (the first only when it does not
+    answer). ``seconds``: how long after the start it answered (0 without a command)."""
+
+    name: ClassVar[str] = "addon_status"
+    answering: bool
+    detail: str = ""
+    url: str = ""
+    seconds: float = 0.0
+    hint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonRestarting(Event):
+    """The add-on is stopped and started again: ``reason`` files_changed (``paths``, relative
+    to the config file, matched ``restart_on``) or tunnel_changed (the public URL it was given
+    changed)."""
+
+    name: ClassVar[str] = "addon_restarting"
+    reason: str
+    detail: str = ""
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonExited(Event):
+    """The add-on process ended. ``reason``: crashed (it ended by itself; it is started again
+    after ``restart_in`` seconds), restart (stopped by us to restart it) or shutdown.
+    ``code`` is its exit code, None when a signal ended it (``signal``, e.g. "SIGKILL");
+    ``forced``: it had to be killed after ignoring SIGTERM for ``[addon] stop_timeout``;
+    ``last_lines``: the last lines of its output (both streams), oldest first."""
+
+    name: ClassVar[str] = "addon_exited"
+    pid: int
+    code: int | None
+    signal: str | None = None
+    reason: str = "crashed"
+    last_lines: list[str] = field(default_factory=list)
+    restart_in: float | None = None
+    forced: bool = False
+    ran_seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonOutput(Event):
+    """A line the add-on printed: ``stream`` stdout or stderr. When it prints faster than the
+    log can show (more than 50 lines in 100 ms on one stream), the rest of that window is
+    dropped and one line says so: ``dropped`` lines were left out (0 on ordinary lines)."""
+
+    name: ClassVar[str] = "addon_output"
+    stream: str
+    line: str
+    dropped: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

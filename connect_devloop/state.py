@@ -10,6 +10,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .events import (
+    AddonExited,
+    AddonRestarting,
+    AddonStarted,
+    AddonStatus,
     Deregistered,
     DeregistrationFailed,
     DescriptorInvalid,
@@ -26,7 +30,7 @@ from .events import (
     TunnelOpened,
 )
 
-__all__ = ["HostState", "HostStatus", "State", "reduce"]
+__all__ = ["AddonState", "HostState", "HostStatus", "State", "reduce"]
 
 MAX_RECENT_REQUESTS = 200
 
@@ -62,6 +66,21 @@ class HostStatus:
 
 
 @dataclass(frozen=True)
+class AddonState:
+    """The add-on server: the process ``up`` runs (``command`` not ""), or only its URL."""
+
+    command: str = ""  # as started; "" while none was started
+    pid: int | None = None  # while it runs
+    running: bool = False
+    # Whether it answers at [addon] url: None until known (and while it restarts).
+    answering: bool | None = None
+    detail: str = ""  # why it does not answer, or how soon it did
+    restarts: int = 0  # starts after the first
+    last_exit: AddonExited | None = None
+    restarting: str = ""  # why a restart is under way ("" when none)
+
+
+@dataclass(frozen=True)
 class State:
     key: str = ""
     digest: str = ""
@@ -79,6 +98,7 @@ class State:
     jwt_rejected: int = 0  # requests whose Connect JWT the inspector did not verify
     ready: bool = False
     stopped: bool = False
+    addon: AddonState = field(default_factory=AddonState)
 
     @classmethod
     def initial(cls, host_names: list[str] | tuple[str, ...]) -> State:
@@ -217,8 +237,36 @@ def reduce(state: State, event: Event) -> State:
                 step="",
                 step_started=None,
             )
-        case Ready():
-            return replace(state, ready=True)
+        case Ready(addon_answering=answering):
+            if answering is None or state.addon.answering is not None:
+                return replace(state, ready=True)
+            return replace(state, ready=True, addon=replace(state.addon, answering=answering))
+        case AddonStarted(pid=pid, command=command):
+            addon = state.addon
+            return replace(
+                state,
+                addon=replace(
+                    addon,
+                    command=command,
+                    pid=pid,
+                    running=True,
+                    answering=None,
+                    detail="",
+                    restarting="",
+                    restarts=addon.restarts + (1 if addon.command else 0),
+                ),
+            )
+        case AddonStatus(answering=answering, detail=detail):
+            return replace(state, addon=replace(state.addon, answering=answering, detail=detail))
+        case AddonRestarting(detail=detail, reason=reason):
+            return replace(state, addon=replace(state.addon, restarting=detail or reason))
+        case AddonExited():
+            return replace(
+                state,
+                addon=replace(
+                    state.addon, pid=None, running=False, answering=None, last_exit=event
+                ),
+            )
         case Stopped():
             return replace(state, stopped=True)
     return state

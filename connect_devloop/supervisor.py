@@ -2,11 +2,14 @@
 
 Order on start: take the project lock → clean what a crashed run left (reason ``recovery``) →
 load the descriptor → start the proxy → open the tunnel (then keep it: tunnel/keeper.py
-probes it, reopens it, and re-installs when its URL changes) → install on every host
-concurrently, each install checked first against the public URL (``ready`` once each has an
-outcome) → watch the descriptor. On stop (the caller sets ``stop``): stop watching → stop
-keeping the tunnel → uninstall on every host concurrently, each bounded → close the tunnel →
-close the proxy → ``stopped``. Nothing here prints or handles signals; ``cli.py`` does.
+probes it, reopens it, and re-installs when its URL changes) → start the add-on server with
+``[addon] command`` and wait until it answers (bounded by ``ready_timeout``), or else probe
+``[addon] url`` once → install on every host concurrently, each install checked first against
+the public URL (``ready`` once each has an outcome) → watch the descriptor (and the add-on's
+``restart_on`` files). On stop (the caller sets ``stop``): stop watching → stop keeping the
+tunnel → uninstall on every host concurrently, each bounded → stop the add-on (after the
+uninstalls: it answers their ``uninstalled`` callbacks) → close the tunnel → close the proxy →
+``stopped``. Nothing here prints or handles signals; ``cli.py`` does.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import aiohttp
 
 from . import descriptor as descriptors
+from .addon_process import AddonProbe, AddonProcess, stop_leftover_addon
 from .config import Config, ForgeConfig, HostConfig
 from .credentials import PasswordSource, resolve_password
 from .errors import ConfigError, DescriptorError, DevloopError, LedgerError, Problem
@@ -88,6 +92,9 @@ class Supervisor:
         self._public_url = ""
         self._registrars: list[HostRegistrar] = []
         self.proxy: Proxy | None = None
+        self.addon: AddonProcess | None = None  # with [addon] command, once started
+        self._addon_probe: AddonProbe | None = None  # without it
+        self._addon_tasks: set[asyncio.Task[None]] = set()
         bus.subscribe(self._track_state)
 
     def _track_state(self, event: Event) -> None:
@@ -159,6 +166,7 @@ class Supervisor:
             # Publishes the descriptor for the public URL, then reports tunnel_opened.
             await keeper.open(self.proxy.url)
             keeper.start()
+            await self._start_addon(watch_stop, stop)
             if self.config.hosts and self._revision is None:
                 self._emit(Warning(message="nothing installed until the descriptor is valid"))
             watch_task = asyncio.create_task(
@@ -178,25 +186,64 @@ class Supervisor:
             # crashed run left behind (when the public URL is still the same). Each host
             # cleans its own leftovers before its first install: a host that does not answer
             # holds up no other.
-            recover = bool(_read_leftovers(ledger, self._registrars, self._emit))
-            for registrar in self._registrars:
-                registrar.start(recover=recover)
-                if self._revision is not None:
-                    registrar.request(self._target(self._revision), "startup")
-            ready_task = asyncio.create_task(
-                keep_running("readiness check", self._announce_ready, self._emit), name="ready"
-            )
-            await stop.wait()
-            await _cancel(ready_task)
+            if not stop.is_set():  # (quitting while the add-on started: nothing to install)
+                recover = bool(_read_leftovers(ledger, self._registrars, self._emit))
+                for registrar in self._registrars:
+                    registrar.start(recover=recover)
+                    if self._revision is not None:
+                        registrar.request(self._target(self._revision), "startup")
+                ready_task = asyncio.create_task(
+                    keep_running("readiness check", self._announce_ready, self._emit), name="ready"
+                )
+                await stop.wait()
+                await _cancel(ready_task)
         finally:
             watch_stop.set()
             if watch_task is not None:
                 await _cancel(watch_task)
             if manifest_task is not None:
                 await _cancel(manifest_task)
+            for task in list(self._addon_tasks):
+                await _cancel(task)
             self._cancel_pending_invalid()
             clean = await self._teardown(keeper)
         return 0 if clean else 1
+
+    async def _start_addon(self, watch_stop: asyncio.Event, stop: asyncio.Event) -> None:
+        """With ``[addon] command``: start the add-on for the public URL, watch its
+        ``restart_on`` files, and wait until it answers (at most ``ready_timeout``, or until
+        ``stop``). Without: probe ``[addon] url`` once now (a server that is not running is
+        reported before an install fails on it), then every few seconds."""
+        settings = self.config.addon
+        if not settings.managed:
+            probe = self._addon_probe = AddonProbe(self.config, self._emit)
+            await probe.check()
+            self._background("add-on probe", probe.run)
+            return
+        addon = self.addon = AddonProcess(self.config, self._emit)
+        await addon.start(self._public_url)
+        if settings.restart_on:
+            self._background("add-on file watcher", lambda: addon.watch(watch_stop))
+        answered = asyncio.ensure_future(addon.wait_answering(settings.ready_timeout))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((answered, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            answered.cancel()
+            stopping.cancel()
+
+    def _background(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """A task of the add-on's, cancelled when the run stops."""
+        task = asyncio.create_task(keep_running(name, run, self._emit), name=name)
+        self._addon_tasks.add(task)
+        task.add_done_callback(self._addon_tasks.discard)
+
+    def _addon_answering(self) -> bool | None:
+        if self.addon is not None:
+            return self.addon.answering
+        if self._addon_probe is not None:
+            return self._addon_probe.answering
+        return None
 
     async def _announce_ready(self) -> None:
         """``ready`` once every host has an outcome, or has not answered at all for the silence
@@ -226,6 +273,7 @@ class Supervisor:
                 ),
                 hosts=len(self._registrars),
                 waiting=[registrar.host.name for registrar in pending.values()],
+                addon_answering=self._addon_answering(),
             )
         )
 
@@ -239,6 +287,8 @@ class Supervisor:
             if isinstance(result, BaseException):
                 logger.error("teardown failed", exc_info=result)
         try:
+            # After the uninstalls: the add-on answers their `uninstalled` callbacks.
+            await self._stop_addon()
             await keeper.close()  # after the uninstalls: their callbacks go through the tunnel
         finally:
             if self.proxy is not None:
@@ -251,6 +301,15 @@ class Supervisor:
         # What a registrar keeps installed on exit on purpose (Forge's on_exit = "keep") is
         # not left behind: the next `up` takes it over, `down` removes it.
         return not [e for e in left if not any(r.keeps(e) for r in self._registrars)]
+
+    async def _stop_addon(self) -> None:
+        try:
+            if self.addon is not None:
+                await self.addon.stop()
+        except Exception:  # the tunnel and the proxy must still close
+            logger.error("stopping the add-on failed", exc_info=True)
+        if self._addon_probe is not None:
+            await self._addon_probe.close()
 
     def _close_bound(self, registrar: HostRegistrar) -> float:
         """How long a host's teardown may take: a Forge uninstall has its own, longer bound."""
@@ -305,11 +364,23 @@ class Supervisor:
             self.proxy.publish(self._revision, url)
 
     def _tunnel_reopened(self, old_url: str, new_url: str) -> None:
-        if new_url != old_url:
+        if new_url != old_url and self.addon is not None:
+            # The add-on was given the old URL: restart it with the new one, and install once
+            # it answers (its `installed` callback must reach it).
+            self._background("add-on restart", lambda: self._restart_addon_for(new_url))
+        elif new_url != old_url:
             self.reinstall(reason="tunnel_changed", force=False)
         else:
             # Same URL: only hosts whose install failed meanwhile are installed again.
             self.reinstall(reason="tunnel_recovered", force=False)
+
+    async def _restart_addon_for(self, url: str) -> None:
+        addon = self.addon
+        assert addon is not None
+        addon.set_base_url(url)
+        addon.restart("tunnel_changed", f"the public URL is now {url}")
+        await addon.wait_answering(self.config.addon.ready_timeout)
+        self.reinstall(reason="tunnel_changed", force=False)
 
     async def _preflight(self, target: Target) -> None:
         """Before each install: the public descriptor URL must serve this proxy's descriptor."""
@@ -579,8 +650,10 @@ async def run_down(
             ]
             await _recover(ledger, registrars, bus.emit)
         left = len(ledger.entries())
-        # A tunnel process (ngrok agent, ssh) a killed `up` left running is stopped too.
+        # A tunnel process (ngrok agent, ssh) a killed `up` left running is stopped too, and
+        # so is the add-on it ran ([addon] command).
         await asyncio.to_thread(stop_leftover_tunnel, config)
+        await asyncio.to_thread(stop_leftover_addon, config)
     return before - left, left
 
 

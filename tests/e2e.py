@@ -131,15 +131,20 @@ def dumps(value: Any) -> str:
 
 @dataclass
 class Process:
-    """A subprocess whose stdout lines (JSON where they parse) are collected as they come."""
+    """A subprocess whose stdout lines (JSON where they parse) are collected as they come, and
+    whose stderr is drained meanwhile (a verbose child must never block on a full pipe)."""
 
     process: asyncio.subprocess.Process
     lines: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     reader: asyncio.Task[None] | None = None
+    errors: bytearray = field(default_factory=bytearray)
+    error_reader: asyncio.Task[None] | None = None
 
     def start_reading(self) -> None:
         self.reader = asyncio.create_task(self._read())
+        if self.process.stderr is not None:
+            self.error_reader = asyncio.create_task(self._read_errors())
 
     async def _read(self) -> None:
         assert self.process.stdout is not None
@@ -147,6 +152,19 @@ class Process:
             self.lines.append(line.decode(errors="replace").rstrip("\n"))
             self.changed.set()
         self.changed.set()
+
+    async def _read_errors(self) -> None:
+        assert self.process.stderr is not None
+        while chunk := await self.process.stderr.read(65536):
+            self.errors += chunk
+
+    async def stderr_text(self) -> str:
+        """All of stderr, once the process has exited."""
+        if self.error_reader is not None:
+            await self.error_reader
+        elif self.process.stderr is not None:
+            self.errors += await self.process.stderr.read()
+        return self.errors.decode(errors="replace")
 
     def events(self, name: str) -> list[dict[str, Any]]:
         found = []
@@ -164,9 +182,9 @@ class Process:
                     if all(event.get(k) == v for k, v in fields.items()):
                         return event
                 if self.process.returncode is not None and self.reader and self.reader.done():
-                    stderr = await self.process.stderr.read() if self.process.stderr else b""
+                    stderr = await self.stderr_text()
                     raise AssertionError(
-                        f"exited before {name}: {self.lines[-20:]} {stderr.decode()[-2000:]}"
+                        f"exited before {name}: {self.lines[-20:]} {stderr[-2000:]}"
                     )
                 self.changed.clear()
                 await self.changed.wait()
@@ -189,13 +207,15 @@ class Process:
             await self.process.wait()
         if self.reader is not None:
             await self.reader
-        stderr = await self.process.stderr.read() if self.process.stderr else b""
-        return stderr.decode(errors="replace")
+        return await self.stderr_text()
 
 
 @contextlib.asynccontextmanager
-async def connect_dev_up(config: Path, env: dict[str, str]) -> AsyncIterator[Process]:
-    """A real `connect-dev up --no-tui --log-format json` subprocess, stopped with SIGINT."""
+async def connect_dev_up(
+    config: Path, env: dict[str, str], *, args: Sequence[str] = ()
+) -> AsyncIterator[Process]:
+    """A real `connect-dev up --no-tui --log-format json [ARGS]` subprocess, stopped with
+    SIGINT."""
     process = Process(
         await asyncio.create_subprocess_exec(
             *CONNECT_DEV,
@@ -205,6 +225,7 @@ async def connect_dev_up(config: Path, env: dict[str, str]) -> AsyncIterator[Pro
             "json",
             "--config",
             str(config),
+            *args,
             cwd=REPO_ROOT,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,

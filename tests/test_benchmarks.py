@@ -139,6 +139,41 @@ def test_the_loop_benchmark_prints_every_figure() -> None:
     }
 
 
+def test_the_forge_benchmark_prints_every_figure() -> None:
+    out = run("forge.py", "--saves", "2", "--burst", "3", "--deploy-seconds", "0.5")
+    assert re.search(
+        r"^save -> deploy started \(2 lone saves\): median [\d.]+ ms, p95 [\d.]+ ms  "
+        r"\[target: < 50 ms\]$",
+        out,
+        re.M,
+    ), out
+    assert re.search(
+        r"^  of which: save -> registering [\d.]+ ms, -> validate done [\d.]+ ms, -> deploy "
+        r"started [\d.]+ ms \(medians; the last stretch is the ledger write\)$",
+        out,
+        re.M,
+    ), out
+    # Correctness, not speed: the burst coalesces (one deploy at once, the newest after it)
+    # and the last save is what the site has.
+    burst = re.search(
+        r"^burst of 3 saves 50 ms apart during a 0.5 s deploy: (\d+) deploys, last save "
+        r"installed: yes  \[target: <= 2\]$",
+        out,
+        re.M,
+    )
+    assert burst, out
+    assert 1 <= int(burst[1]) <= 2, out
+    figures = summary(out)
+    assert set(figures) == {
+        "save -> deploy started median ms",
+        "save -> deploy started p95 ms",
+        "save -> registering median ms",
+        "save -> validate done median ms",
+        "burst deploys",
+    }
+    assert figures["burst deploys"] == int(burst[1])
+
+
 @pytest.mark.timeout(420)
 def test_the_ace_benchmark_prints_every_figure_for_both_loops(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory

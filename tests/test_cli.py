@@ -235,7 +235,7 @@ def test_missing_config_exits_2(tmp_path: Path) -> None:
     result = run_cli("up", "--no-tui", cwd=tmp_path)
     assert result.returncode == 2
     assert "connect-dev.toml: config file not found" in result.stderr
-    assert "config.example.toml" in result.stderr
+    assert "  hint: Write one with `connect-dev init`" in result.stderr
 
 
 def test_validate_reports_each_problem_with_its_path_and_exits_1(project: Path) -> None:

@@ -177,7 +177,13 @@ def test_empty_public_url_means_none(config_path: Path) -> None:
         ),
         ('descriptor = "a.json"\nbogus = 1\n', 2, "bogus", f"Known keys here: {TOP_KEYS}."),
         ("[addon]\nurll = 'http://x'\n", 2, "addon.urll", "did you mean 'url'?"),
-        ("[addon]\nhost = 'x'\n", 2, "addon.host", "Known keys here: url."),
+        (
+            "[addon]\nhost = 'x'\n",
+            2,
+            "addon.host",
+            "Known keys here: url, command, cwd, env, restart_on, ready_path, ready_timeout, "
+            "stop_timeout.",
+        ),
         ("[proxy]\n\nprot = 1\n", 3, "proxy.prot", "did you mean 'port'?"),
         ("[proxy]\nbind = '0.0.0.0'\n", 2, "proxy.bind", "Known keys here: port."),
         ("[tunnel]\nprovidr = 'ngrok'\n", 2, "tunnel.providr", "did you mean 'provider'?"),
@@ -646,7 +652,8 @@ def test_find_config_missing(tmp_path: Path, explicit: str | None) -> None:
     assert (error.file, error.line, error.key) == (str(expected), None, None)
     assert error.message == "config file not found"
     assert error.hint == (
-        f"Create {CONFIG_FILE_NAME} (see config.example.toml) or pass --config PATH."
+        "Write one with `connect-dev init` (`connect-dev init --example` prints every key), "
+        "or pass --config PATH."
     )
     assert str(error) == f"{expected}: config file not found"
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 
 async def read_until(
@@ -72,6 +75,9 @@ async def test_demo_installs_reinstalls_on_edit_and_cleans_up(tmp_path: Path) ->
     assert process.returncode == 0, err.decode()
     assert "[demo-jira]  uninstalled connect-devloop-demo" in output
     assert output.rstrip().endswith("stopped")
+    # --dir: the project stays.
+    assert (tmp_path / "connect-dev.toml").is_file()
+    assert (tmp_path / "atlassian-connect.json").is_file()
 
 
 async def test_demo_forge_deploys_installs_redeploys_on_edit_and_uninstalls(
@@ -125,3 +131,121 @@ async def test_demo_forge_deploys_installs_redeploys_on_edit_and_uninstalls(
     assert "[demo-forge]  forge uninstall done in" in output, output
     assert "[demo-forge]  uninstalled connect-devloop-demo" in output
     assert output.rstrip().endswith("stopped")
+
+
+async def start_demo(temp: Path, *args: str) -> asyncio.subprocess.Process:
+    """`connect-dev demo --no-tui` without --dir, its temporary directory made in ``temp``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "connect_devloop",
+        "demo",
+        "--no-tui",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_demo_removes_its_temporary_directory_when_stopped(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    process = await start_demo(tmp_path)
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        project = Path((await read_until(process.stdout, r"project:\s+(\S+)", seen))[1])
+        assert seen[-1].endswith("(temporary: removed on exit; --dir DIR keeps one)\n")
+        assert project.parent == tmp_path
+        await read_until(process.stdout, r"^\S+ ready ", seen)
+        assert (project / "connect-dev.toml").is_file()
+        assert seen[-1].rstrip().endswith("; Ctrl-C: uninstall and quit")
+    finally:
+        process.send_signal(signum)
+        out, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, err.decode()
+    assert "[demo-jira]  uninstalled connect-devloop-demo" in out.decode()
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_demo_removes_its_temporary_directory_when_stopped_during_start_up(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM as soon as the banner shows: before or after `up` took the signals over."""
+    process = await start_demo(tmp_path)
+    assert process.stdout is not None
+    await read_until(process.stdout, r"^connect-dev demo: ", [])
+    assert len(list(tmp_path.iterdir())) == 1
+    process.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode in (0, 130), err.decode()
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_demo_removes_its_temporary_directory_on_a_forced_exit(tmp_path: Path) -> None:
+    """A second Ctrl-C during the teardown quits at once (os._exit): the directory goes first.
+    (The teardown may also be done before the second signal lands: then it exits 0.)"""
+    process = await start_demo(tmp_path)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    await read_until(process.stdout, r"^\S+ ready ", [])
+    process.send_signal(signal.SIGINT)
+    await read_until(process.stderr, r"SIGINT: uninstalling", [])
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode in (0, 130), err.decode()
+    if process.returncode == 130:
+        assert "forced exit: the emulated host and the sample add-on end with it." in err.decode()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_removes_its_temporary_directory_on_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    import connect_devloop.demo as demo
+
+    made: list[Path] = []
+
+    async def failing(directory: Path, *args: object, **kwargs: object) -> int:
+        made.append(directory)
+        (directory / "connect-dev.toml").write_text("", encoding="utf-8")
+        raise RuntimeError("the demo broke")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(demo, "_demo", failing)
+    with pytest.raises(RuntimeError, match="the demo broke"):
+        demo.run_demo(project_dir=None, log_format=None, no_tui=True)
+    assert [path.parent for path in made] == [tmp_path.resolve()]
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back as it was
+
+
+async def test_demo_json_log_says_where_things_are_on_stderr(tmp_path: Path) -> None:
+    process = await start_demo(tmp_path, "--log-format", "json")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    banner: list[str] = []
+    try:
+        await read_until(process.stderr, r"Ctrl-C: uninstall and quit\.$", banner)
+        await read_until(process.stdout, r'"event": "ready"', [])
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, err.decode()
+    assert [line.split(":")[0].strip() for line in banner] == [
+        "connect-dev demo",
+        "emulated Jira",
+        "sample add-on",
+        "descriptor",
+        "project",
+        "Edit the descriptor and save it",
+    ]
+    events = [json.loads(line) for line in out.decode().splitlines()]  # stdout: JSON only
+    assert events[-1]["event"] == "stopped"
+    assert list(tmp_path.iterdir()) == []

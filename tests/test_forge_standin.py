@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sys
 import textwrap
 import time
@@ -36,12 +35,11 @@ from connect_devloop.upm.explain import DescriptorInstallsRefusedError
 from .e2e import CONNECT_DEV
 from .forge_cli.argv import (
     FORGE_CLI_VERSION,
-    ForgeCliUnavailable,
-    ensure_forge_cli,
     forge_cli_parse,
     forge_cli_parses,
     run_forge_cli,
 )
+from .forge_cli.fixtures import forge_cli  # noqa: F401 - the real @forge/cli, once per session
 from .npm_peer import NPM_TIMEOUT_S
 from .servers import serve
 
@@ -649,20 +647,6 @@ async def test_host_command_switches_for_the_forge_path() -> None:
 # --- the real @forge/cli as the peer -----------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def forge_cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real @forge/cli, installed with npm once and kept in the pytest cache."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node and npm are needed for the real @forge/cli peer (CI has them)")
-    cache = getattr(request.config, "cache", None)
-    name = f"forge-cli-{FORGE_CLI_VERSION}"
-    directory = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
-    try:
-        return ensure_forge_cli(directory)
-    except ForgeCliUnavailable as exc:
-        pytest.fail(str(exc))
-
-
 # The argvs the stand-in documents (its --help) and the forge registrar is to run.
 DOCUMENTED = [
     ["deploy", "-e", "development", "--non-interactive"],
@@ -720,21 +704,21 @@ ARGVS = [
 
 
 @pytest.mark.timeout(NPM_TIMEOUT_S + 120)
-def test_the_real_parser_refuses_a_misspelt_option(forge_cli: Path) -> None:
+def test_the_real_parser_refuses_a_misspelt_option(forge_cli: Path) -> None:  # noqa: F811
     assert forge_cli_parses(["install", "--sitee", "x"]) == (
         "unknown option '--sitee'\n(Did you mean --site?)"
     )
 
 
 @pytest.mark.timeout(NPM_TIMEOUT_S + 120)
-def test_the_real_parser_accepts_the_documented_argvs(forge_cli: Path) -> None:
+def test_the_real_parser_accepts_the_documented_argvs(forge_cli: Path) -> None:  # noqa: F811
     assert {" ".join(argv): forge_cli_parses(argv) for argv in DOCUMENTED} == {
         " ".join(argv): None for argv in DOCUMENTED
     }
 
 
 @pytest.mark.timeout(NPM_TIMEOUT_S + 120)
-def test_the_stand_in_parses_every_argv_as_the_real_cli_does(forge_cli: Path) -> None:
+def test_the_stand_in_parses_every_argv_as_the_real_cli_does(forge_cli: Path) -> None:  # noqa: F811
     def verdict(argv: list[str]) -> tuple[Any, ...]:
         try:
             parsed = parse_argv(argv)
@@ -760,7 +744,8 @@ def test_the_stand_in_parses_every_argv_as_the_real_cli_does(forge_cli: Path) ->
 
 @pytest.mark.timeout(NPM_TIMEOUT_S + 120)
 async def test_the_stand_in_refuses_what_the_real_cli_refuses_on_the_argv(
-    forge_cli: Path, offline: Offline
+    forge_cli: Path,  # noqa: F811
+    offline: Offline,
 ) -> None:
     checked = 0
     for real in forge_cli_parse(ARGVS):
@@ -826,7 +811,11 @@ OFFLINE_REFUSALS: list[tuple[str, list[str], dict[str, str], str | None]] = [
     [pytest.param(argv, env, manifest, id=name) for name, argv, env, manifest in OFFLINE_REFUSALS],
 )
 async def test_the_stand_in_prints_what_the_real_cli_prints_when_it_refuses(
-    forge_cli: Path, tmp_path: Path, argv: list[str], env: dict[str, str], manifest: str | None
+    forge_cli: Path,  # noqa: F811
+    tmp_path: Path,
+    argv: list[str],
+    env: dict[str, str],
+    manifest: str | None,
 ) -> None:
     if manifest is not None:
         (tmp_path / "manifest.yml").write_text(manifest, encoding="utf-8")

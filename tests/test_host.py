@@ -960,6 +960,8 @@ def test_empty_record_as_json() -> None:
         "uninstalls": [],
         "callbacks": [],
         "requests_sent": [],
+        "webhooks": [],
+        "rest_calls": [],
         "plugins": {},
     }
 

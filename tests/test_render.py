@@ -13,6 +13,11 @@ from typing import Any, ClassVar
 import pytest
 
 from connect_devloop.events import (
+    AddonExited,
+    AddonOutput,
+    AddonRestarting,
+    AddonStarted,
+    AddonStatus,
     Deregistered,
     DeregistrationFailed,
     DescriptorInvalid,
@@ -180,12 +185,12 @@ TEXT_LINES: list[tuple[Event, str]] = [
     (
         Ready(ts=TS, public_url="https://abc.ngrok.app"),
         "ready       descriptor at https://abc.ngrok.app/atlassian-connect.json; "
-        "Ctrl-C to uninstall",
+        "Ctrl-C: uninstall and quit",
     ),
     (
         Ready(ts=TS, public_url="http://127.0.0.1:8000", installed=1, hosts=3, waiting=["dc"]),
         "ready       descriptor at http://127.0.0.1:8000/atlassian-connect.json; "
-        "Ctrl-C to uninstall\n"
+        "Ctrl-C: uninstall and quit\n"
         f"{HINT_INDENT}waiting: 1/3 hosts installed; not answering yet: dc",
     ),
     (
@@ -222,6 +227,26 @@ TEXT_LINES: list[tuple[Event, str]] = [
         HostAnswering(ts=TS, host="dc", answering=True, seconds=23.4),
         "[dc]  answers again (after 23.4 s)",
     ),
+    (
+        AddonStarted(
+            ts=TS, pid=4242, command="python app.py", base_url="https://x.example", port=3000
+        ),
+        "addon       started python app.py (pid 4242) with PORT=3000, "
+        "CONNECT_DEV_BASE_URL=https://x.example",
+    ),
+    (
+        AddonStatus(ts=TS, answering=True, url="http://localhost:3000/", seconds=0.4),
+        "addon       answers at http://localhost:3000/ (0.4 s after its start)",
+    ),
+    (
+        AddonRestarting(ts=TS, reason="files_changed", detail="app.py changed", paths=["app.py"]),
+        "addon       restarting: app.py changed",
+    ),
+    (
+        AddonExited(ts=TS, pid=4242, code=None, signal="SIGKILL", restart_in=0.5, ran_seconds=3),
+        "addon       CRASHED: killed by SIGKILL after 3.0 s (pid 4242); starting it again in 0.5 s",
+    ),
+    (AddonOutput(ts=TS, stream="stdout", line="listening"), "addon out   listening"),
     (
         Error(ts=TS, task="descriptor watcher", message="boom", hint="It restarts in 0.5 s."),
         f"error       boom\n{HINT_INDENT}hint: It restarts in 0.5 s.",
@@ -393,6 +418,26 @@ JSON_EVENTS: list[tuple[Event, dict[str, Any]]] = [
     (
         HostAnswering(ts=TS, host="dc", answering=False, seconds=5.0),
         {"event": "host_answering", "host": "dc", "answering": False, "seconds": 5.0},
+    ),
+    (
+        AddonStarted(ts=TS, pid=7, command="node app.js", env=["PORT"]),
+        {"event": "addon_started", "pid": 7, "command": "node app.js", "env": ["PORT"]},
+    ),
+    (
+        AddonStatus(ts=TS, answering=False, detail="connection refused"),
+        {"event": "addon_status", "answering": False, "detail": "connection refused"},
+    ),
+    (
+        AddonRestarting(ts=TS, reason="tunnel_changed"),
+        {"event": "addon_restarting", "reason": "tunnel_changed", "paths": []},
+    ),
+    (
+        AddonExited(ts=TS, pid=7, code=3, last_lines=["boom"]),
+        {"event": "addon_exited", "pid": 7, "code": 3, "signal": None, "last_lines": ["boom"]},
+    ),
+    (
+        AddonOutput(ts=TS, stream="stderr", line="… 9 lines dropped", dropped=9),
+        {"event": "addon_output", "stream": "stderr", "line": "… 9 lines dropped", "dropped": 9},
     ),
     (
         Registering(ts=TS, host="cloud", reason="startup", registrar="forge"),

@@ -3,17 +3,25 @@
 Starts the emulated Jira, the sample add-on, and `up` against them, in a project directory that
 holds a real ``connect-dev.toml`` and ``atlassian-connect.json``: edit the descriptor and watch
 it re-install.
+
+The host and the add-on run in this process, so they end with it whatever ends it. A temporary
+project directory (no ``--dir``) is removed on every way out: a clean stop, a signal during
+start-up, an error, and a forced quit in the text mode (``os._exit`` skips ``finally``: the
+signal handler removes it first).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
+import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -24,8 +32,10 @@ from .addon import create_app
 
 __all__ = ["prepare_forge_project", "prepare_project", "run_demo", "serve_sample_addon"]
 
+EDIT_NOTE = "  Edit the descriptor and save it: it is re-installed at once."
+
 CONFIG_TEMPLATE = """\
-# Written by `connect-dev demo`. Every key is explained in config.example.toml.
+# Written by `connect-dev demo`. Every key, explained: `connect-dev init --example`.
 descriptor = "atlassian-connect.json"
 
 [addon]
@@ -47,7 +57,7 @@ password = "admin"         # inline passwords are fine for hosts on loopback
 
 
 FORGE_CONFIG_TEMPLATE = """\
-# Written by `connect-dev demo --forge`. Every key is explained in config.example.toml.
+# Written by `connect-dev demo --forge`. Every key, explained: `connect-dev init --example`.
 # The Forge path (docs/forge.md), offline: the Forge CLI is connect-dev's EMULATION of it, and
 # the emulated host plays Forge's servers and the site.
 descriptor = "atlassian-connect.json"
@@ -132,17 +142,53 @@ async def serve_sample_addon(keys_url: str, port: int = 0) -> AsyncIterator[str]
 def run_demo(
     *, project_dir: str | None, log_format: str | None, no_tui: bool, forge: bool = False
 ) -> int:
-    directory = (
-        Path(project_dir) if project_dir else Path(tempfile.mkdtemp(prefix="connect-dev-demo-"))
-    )
-    return asyncio.run(_demo(directory.resolve(), log_format, no_tui, forge=forge))
+    if project_dir:
+        directory = Path(project_dir).resolve()
+        return asyncio.run(_demo(directory, log_format, no_tui, forge=forge, temporary=False))
+    with _sigterm_as_sigint():
+        # From here on a SIGTERM, like a Ctrl-C, ends start-up through the ``finally`` below.
+        directory = Path(tempfile.mkdtemp(prefix="connect-dev-demo-")).resolve()
+        try:
+            return asyncio.run(_demo(directory, log_format, no_tui, forge=forge, temporary=True))
+        finally:
+            _remove(directory)
 
 
-async def _demo(directory: Path, log_format: str | None, no_tui: bool, *, forge: bool) -> int:
+def _remove(directory: Path) -> None:
+    """Remove the demo's temporary directory; never raises (it may run in a signal handler,
+    just before ``os._exit``)."""
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """Until ``up`` installs its handlers, SIGTERM would end the process on the spot (its
+    default) and leave the temporary directory behind: let it do what SIGINT does then (in
+    ``asyncio.run``: cancel the demo, whose cleanup runs)."""
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)  # type: ignore[arg-type]
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        # asyncio.run may have put SIGTERM back to SIG_DFL already; ours goes either way.
+        signal.signal(signal.SIGTERM, previous)
+
+
+async def _demo(
+    directory: Path, log_format: str | None, no_tui: bool, *, forge: bool, temporary: bool
+) -> int:
     from .. import cli
     from ..events import EventBus
     from ..host import run_host
     from ..host.forge import forge_site
+    from ..render.text import STOP_DASHBOARD, STOP_TEXT
 
     async with run_host(context_path="/jira") as host, serve_sample_addon(host.keys_url) as addon:
         if forge:
@@ -152,12 +198,14 @@ async def _demo(directory: Path, log_format: str | None, no_tui: bool, *, forge:
         else:
             config_path = prepare_project(directory, addon_url=addon, host_url=host.base_url)
         config = load_config(config_path)
+        kept = "temporary: removed on exit; --dir DIR keeps one" if temporary else "kept"
         intro: tuple[str, ...] = (
             "connect-dev demo: everything runs on 127.0.0.1; nothing leaves this machine.",
             f"  emulated Jira:   {host.base_url}  (what it installed: "
             f"{host.origin}/_emulator/record)",
             f"  sample add-on:   {addon}",
             f"  descriptor:      {config.descriptor_path}",
+            f"  project:         {directory}  ({kept})",
         )
         if forge:
             intro = (
@@ -169,15 +217,17 @@ async def _demo(directory: Path, log_format: str | None, no_tui: bool, *, forge:
         if cli.wants_dashboard(sys.stdout, log_format, no_tui):
             from ..tui import run_dashboard
 
-            edit = "  Edit the descriptor and save it: it is re-installed at once. q uninstalls."
-            return await run_dashboard(config, notes=(*intro, edit))
+            return await run_dashboard(config, notes=(*intro, f"{EDIT_NOTE} {STOP_DASHBOARD}."))
         bus = EventBus()
         cli.attach_log(bus, sys.stdout, log_format, no_tui)
-        if log_format != "json":
-            for line in (
-                *intro,
-                "  Edit the descriptor and save it: it is re-installed at once. "
-                "Ctrl-C uninstalls and exits.",
-            ):
-                print(line, flush=True)
-        return await cli.run_until_signalled(config, bus)
+        # With JSON lines on stdout, where things are goes to stderr: stdout stays JSON.
+        banner = sys.stderr if log_format == "json" else sys.stdout
+        for line in (*intro, f"{EDIT_NOTE} {STOP_TEXT}."):
+            print(line, file=banner, flush=True)
+        return await cli.run_until_signalled(
+            config,
+            bus,
+            # The host and the add-on end with this process: nothing is left for `down`.
+            forced="forced exit: the emulated host and the sample add-on end with it.",
+            before_forced_exit=functools.partial(_remove, directory) if temporary else None,
+        )

@@ -109,6 +109,7 @@ async def _hello(request: web.Request) -> web.Response:
     addon = request.app[ADDON]
     token = request.query.get("jwt") or request.headers.get("Authorization", "")[4:]
     verdict = "no JWT: open this page from the host, or sign a URL with the host's /send"
+    bridge = ""
     if token:
         try:
             issuer = pyjwt.decode(token, options={"verify_signature": False})["iss"]
@@ -117,6 +118,13 @@ async def _hello(request: web.Request) -> web.Response:
                 token, tenant.shared_secret, algorithms=["HS256"], options={"verify_aud": False}
             )
             verdict = f"JWT verified for tenant {html.escape(tenant.base_url)}"
+            # AP and the product's styles, from the verified tenant itself (never from a URL
+            # in the query).
+            base = html.escape(tenant.base_url, quote=True)
+            bridge = (
+                f'<link rel="stylesheet" href="{base}/atlassian-connect/all.css">'
+                f'<script src="{base}/atlassian-connect/all.js"></script>'
+            )
         except (pyjwt.PyJWTError, KeyError) as exc:
             verdict = f"JWT rejected: {html.escape(str(exc))}"
     query = ", ".join(
@@ -125,9 +133,10 @@ async def _hello(request: web.Request) -> web.Response:
         if k != "jwt"
     )
     page = (
-        "<!doctype html><title>Hello</title>"
+        f"<!doctype html><title>Hello</title>{bridge}"
+        '<div class="ac-content">'
         "<h1>Hello from the connect-devloop sample add-on</h1>"
         f"<p>{verdict}</p><p>query: {query or '(none)'}</p>"
-        f"<p>{len(addon.tenants)} tenant(s) installed.</p>"
+        f"<p>{len(addon.tenants)} tenant(s) installed.</p></div>"
     )
     return web.Response(text=page, content_type="text/html")

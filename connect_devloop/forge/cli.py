@@ -122,7 +122,7 @@ class ForgeCli:
                 f"`{self.describe(args)}` did not finish within {time_limit:g} s; it was stopped",
                 "Forge may be slow or unreachable; try again, or raise the [forge] "
                 f"{args[0]}_timeout in connect-dev.toml. Its last lines:\n"
-                + "\n".join(lines)[-1500:],
+                + "\n".join(line for line in lines if line.strip())[-1500:],
             ) from None
         finally:
             self.running = None
@@ -137,8 +137,9 @@ class ForgeCli:
                 line = line.replace(secret, "********")
             if self._on_output is not None:
                 self._on_output()
+            # Blank lines are kept: one ends the paragraph of an error message (error_line).
+            lines.append(line)
             if line.strip():
-                lines.append(line)
                 logger.debug("forge: %s", line)
 
     async def _stop(self, process: asyncio.subprocess.Process) -> None:
@@ -159,11 +160,12 @@ def error_line(run: CliRun) -> str:
         if line.startswith("Error: "):
             message = [line.removeprefix("Error: ")]
             for more in lines[index + 1 :]:
-                if more.startswith("Rerunning the command with --verbose"):
+                if not more.strip() or more.startswith("Rerunning the command with --verbose"):
                     break
                 message.append(more)
             return " ".join(part.strip() for part in message if part.strip())
-    return lines[-1] if lines else f"exit code {run.code}, no output"
+    shown = [line for line in lines if line.strip()]
+    return shown[-1] if shown else f"exit code {run.code}, no output"
 
 
 # What the CLI says (its texts in @forge/cli-shared 13.3.0, out/ui/text.js) → what to do.

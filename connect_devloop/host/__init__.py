@@ -21,6 +21,7 @@ from .record import (
     SentRequest,
     UninstallRecord,
     UpmCall,
+    WebhookDelivery,
 )
 from .settings import HostSettings
 from .site import EmulatedHost, run_host, serve_forever
@@ -40,6 +41,7 @@ __all__ = [
     "SigningKey",
     "UninstallRecord",
     "UpmCall",
+    "WebhookDelivery",
     "run_host",
     "serve_forever",
 ]

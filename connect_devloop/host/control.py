@@ -3,12 +3,19 @@ another process. No auth, so it answers loopback clients only."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from .install import InstallFailure, reinstall, set_enabled
+from .record import CallbackRecord
+from .settings import REINSTALL_SECRETS
+from .webhooks import EntityNotFound
 
 if TYPE_CHECKING:
     from .site import EmulatedHost
@@ -60,6 +67,8 @@ def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
             host.set_forge_reject_credentials(body["forge_reject_credentials"])
         if "forge_fail_next" in body:
             host.forge_fail_next(body["forge_fail_next"], body.get("forge_fail_message"))
+        if "reinstall_secret" in body:
+            host.set_reinstall_secret(body["reinstall_secret"])
         return web.json_response(host.describe())
 
     async def reset(request: web.Request) -> web.Response:
@@ -100,6 +109,119 @@ def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
         web.post("/_emulator/faults", faults),
         web.post("/_emulator/reset", reset),
         web.post("/_emulator/send", send),
+        *_app_routes(host),
+        *_webhook_routes(host),
+    ]
+
+
+def _app_routes(host: EmulatedHost) -> list[web.RouteDef]:
+    """``/_emulator/apps/{key}/...``: what Cloud or a site admin does to an installed app, on
+    demand. Each answers the app's ``key`` and ``enabled`` and the ``callbacks`` it sent."""
+
+    def answer(key: str, callbacks: list[CallbackRecord]) -> web.Response:
+        installation = host.installations.get(key)
+        return web.json_response(
+            {
+                "key": key,
+                "enabled": installation.enabled if installation else None,
+                "callbacks": [dataclasses.asdict(callback) for callback in callbacks],
+            }
+        )
+
+    async def reinstall_app(request: web.Request) -> web.Response:
+        if (refusal := refuse_remote(request)) is not None:
+            return refusal
+        body = await json_object(request)
+        if body is None:
+            return _bad_request("send a JSON object")
+        if unknown := sorted(set(body) - {"secret"}):
+            return _bad_request(f"unknown fields: {', '.join(unknown)} (known: secret)")
+        secret = body.get("secret", "new")
+        if secret not in REINSTALL_SECRETS:
+            return _bad_request(f"secret must be one of {', '.join(REINSTALL_SECRETS)}")
+        key = request.match_info["key"]
+        try:
+            callbacks = await reinstall(host, key, reinstall_secret=secret)
+        except LookupError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except InstallFailure as failure:
+            return web.json_response(
+                {
+                    "error": failure.message,
+                    "sub_code": failure.sub_code,
+                    "key": key,
+                    "callbacks": [dataclasses.asdict(c) for c in failure.callbacks],
+                },
+                status=502,
+            )
+        return answer(key, callbacks)
+
+    def switch(enabled: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            if (refusal := refuse_remote(request)) is not None:
+                return refusal
+            body = await json_object(request)
+            if body is None or body:
+                return _bad_request("send no body, or an empty JSON object")
+            key = request.match_info["key"]
+            try:
+                callbacks = await set_enabled(host, key, enabled)
+            except LookupError as exc:
+                return web.json_response({"error": str(exc)}, status=404)
+            return answer(key, callbacks)
+
+        return handler
+
+    base = "/_emulator/apps/{key}"
+    return [
+        web.post(f"{base}/reinstall", reinstall_app),
+        web.post(f"{base}/enable", switch(True)),
+        web.post(f"{base}/disable", switch(False)),
+    ]
+
+
+def _webhook_routes(host: EmulatedHost) -> list[web.RouteDef]:
+    """``/_emulator/webhooks``: the deliveries and what each app declares (GET); fire one
+    event now (POST ``.../fire`` ``{"event", "issue"?, "page"?, "key"?}``), answered with
+    the deliveries it made once they have ended (webhooks.py)."""
+
+    async def deliveries(request: web.Request) -> web.Response:
+        if (refusal := refuse_remote(request)) is not None:
+            return refusal
+        return web.json_response(
+            {
+                "events": list(host.webhooks.events),
+                "declared": host.webhooks.declared(),
+                "deliveries": [dataclasses.asdict(d) for d in host.record.webhooks],
+            }
+        )
+
+    async def fire(request: web.Request) -> web.Response:
+        if (refusal := refuse_remote(request)) is not None:
+            return refusal
+        body = await json_object(request)
+        if body is None:
+            return _bad_request("send a JSON object")
+        if unknown := sorted(set(body) - {"event", "issue", "page", "key"}):
+            return _bad_request(
+                f"unknown fields: {', '.join(unknown)} (known: event, issue, page, key)"
+            )
+        if not isinstance(body.get("event"), str) or not body["event"]:
+            return _bad_request('"event" must be a webhook event, e.g. "jira:issue_created"')
+        given = {name: body.get(name) for name in ("issue", "page", "key")}
+        if any(value is not None and not isinstance(value, str) for value in given.values()):
+            return _bad_request('"issue", "page" and "key" must be strings')
+        try:
+            result = await host.webhooks.fire(body["event"], **given)
+        except EntityNotFound as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        return web.json_response(result.to_dict())
+
+    return [
+        web.get("/_emulator/webhooks", deliveries),
+        web.post("/_emulator/webhooks/fire", fire),
     ]
 
 
@@ -117,6 +239,7 @@ def _fault_problem(body: dict[str, Any]) -> str | None:
         "forge_reject_credentials": bool,
         "forge_fail_next": int,
         "forge_fail_message": str,
+        "reinstall_secret": str,
     }
     unknown = sorted(set(body) - set(expected))
     if unknown:
@@ -133,6 +256,8 @@ def _fault_problem(body: dict[str, Any]) -> str | None:
     status = body.get("fail_status", 500)
     if isinstance(status, int) and not 400 <= status <= 599:
         return "fail_status must be an HTTP error status (400-599)"
+    if body.get("reinstall_secret", "new") not in REINSTALL_SECRETS:
+        return f"reinstall_secret must be one of {', '.join(REINSTALL_SECRETS)}"
     return None
 
 

@@ -32,8 +32,10 @@ __all__ = [
     "InstallFailure",
     "InstallTask",
     "install_document",
+    "reinstall",
     "remove_installation",
     "run_install",
+    "set_enabled",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,13 +79,15 @@ class InstallTask:
 
 
 class InstallFailure(Exception):
-    """Ends an install task with UPM's ``subCode`` and ``errorMessage``."""
+    """Ends an install task with UPM's ``subCode`` and ``errorMessage``. ``callbacks`` are the
+    lifecycle callbacks sent before it failed, when the caller wants them (``reinstall``)."""
 
     def __init__(self, sub_code: str | None, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.sub_code = sub_code
         self.message = message
         self.key = key
+        self.callbacks: list[CallbackRecord] = []
 
 
 async def run_install(host: EmulatedHost, task: InstallTask) -> None:
@@ -122,64 +126,171 @@ async def install_document(
     plugin_uri: str,
     task_id: str,
     key: str,
+    reinstall_secret: str | None = None,
 ) -> Installation:
     """The part of an install every path shares once the descriptor is read and checked: the
     ``installed`` callback, then the add-on listed and recorded (UPM installs, and the Forge
     installs of ``forge.py``). Raises ``InstallFailure`` when the add-on refuses the callback.
+
+    ``reinstall_secret`` (``"new"`` or ``"keep"``) overrides the site's switch of that name for
+    this install.
     """
     # One install at a time: a reinstall must be signed with the secret it replaces.
     async with host.install_lock:
-        previous = host.installations.get(key)
-        installation = Installation(
+        return await _install_locked(
+            host,
+            document,
+            text,
+            plugin_uri=plugin_uri,
+            task_id=task_id,
             key=key,
+            reinstall_secret=reinstall_secret or host.settings.reinstall_secret,
+        )
+
+
+async def reinstall(
+    host: EmulatedHost, key: str, *, reinstall_secret: str = "new"
+) -> list[CallbackRecord]:
+    """Install the installed add-on ``key`` again from the descriptor it has, as Cloud does on an
+    upgrade or a secret rotation: the ``installed`` callback (with a new ``sharedSecret`` unless
+    ``reinstall_secret="keep"``), then ``enabled`` if it is enabled. Returns the callbacks sent.
+
+    Raises ``LookupError`` when ``key`` is not installed, and ``InstallFailure`` (recorded in
+    ``failed_installs``) when the add-on refuses ``installed``: the site then keeps the
+    installation and the secret it had, as a failed upgrade leaves the old version in place
+    (the emulator's choice: PROTOCOL.md does not say what a failed upgrade leaves).
+    """
+    async with host.install_lock:
+        installation = host.installations.get(key)
+        if installation is None:
+            raise LookupError(f"{key!r} is not installed on {host.base_url}")
+        first = len(host.record.callbacks)
+        task_id = str(uuid.uuid4())
+        try:
+            await _install_locked(
+                host,
+                installation.descriptor,
+                installation.descriptor_text,
+                plugin_uri=installation.plugin_uri,
+                task_id=task_id,
+                key=key,
+                reinstall_secret=reinstall_secret,
+            )
+        except InstallFailure as failure:
+            host.record.add(
+                FailedInstall(
+                    plugin_uri=installation.plugin_uri,
+                    task_id=task_id,
+                    sub_code=failure.sub_code,
+                    error_message=failure.message,
+                    key=key,
+                )
+            )
+            failure.callbacks = host.record.callbacks[first:]
+            raise
+        return host.record.callbacks[first:]
+
+
+async def set_enabled(host: EmulatedHost, key: str, enabled: bool) -> list[CallbackRecord]:
+    """Enable or disable the installed add-on ``key``, as an admin does in Manage apps, and send
+    its ``enabled`` or ``disabled`` callback if the state changes. Returns the callbacks sent (none
+    when the state does not change or the descriptor declares no such callback); a callback's
+    failure changes nothing, these callbacks being webhook-like (PROTOCOL.md §3). Raises
+    ``LookupError`` when ``key`` is not installed.
+    """
+    async with host.install_lock:
+        installation = host.installations.get(key)
+        if installation is None:
+            raise LookupError(f"{key!r} is not installed on {host.base_url}")
+        if installation.enabled == enabled:
+            return []
+        installation.enabled = enabled
+        host.record.set_plugin(key, installation.plugin_summary())
+        callback = await send_lifecycle(host, installation, "enabled" if enabled else "disabled")
+        return [callback] if callback is not None else []
+
+
+async def _install_locked(
+    host: EmulatedHost,
+    document: dict[str, Any],
+    text: str,
+    *,
+    plugin_uri: str,
+    task_id: str,
+    key: str,
+    reinstall_secret: str,
+) -> Installation:
+    previous = host.installations.get(key)
+    # The last secret this site gave the add-on, remembered after an uninstall: a re-install
+    # is signed with it in the legacy scheme (Atlassian's 2018 description of an install,
+    # uninstall, install sequence: "a new shared secret ... signed with the old shared secret").
+    known_secret = host.tenant_secrets.get(key)
+    shared_secret: str | None = None
+    if _uses_jwt(document):
+        # Cloud issues a new secret on every install event (PROTOCOL.md §3; the lifecycle
+        # reference: "A new sharedSecret is created for each installation event"). "keep" is
+        # older Connect, which kept the secret across an upgrade in place; after an uninstall it
+        # issued a new one (the 2018 description above). That upgrades kept it is the
+        # emulator's reading of the older docs, which promise a new secret for no event.
+        keep = reinstall_secret == "keep" and previous is not None
+        shared_secret = previous.shared_secret if previous and keep else secrets.token_urlsafe(32)
+    installation = Installation(
+        key=key,
+        descriptor=document,
+        descriptor_text=text,
+        plugin_uri=plugin_uri,
+        shared_secret=shared_secret,
+        # Kept across an in-place re-install, new after an uninstall: Cloud's installationId
+        # "changes in the event of a reinstallation" (the lifecycle reference).
+        installation_id=(
+            previous.installation_id
+            if previous
+            else f"ari:cloud:ecosystem::installation/{uuid.uuid4()}"
+        ),
+        enabled=previous.enabled if previous else True,
+    )
+    callback = await send_lifecycle(host, installation, "installed", previous_secret=known_secret)
+    if not callback_accepted(callback):
+        assert callback is not None
+        raise InstallFailure(BAD_RESPONSE, _callback_failure_message(callback), key)
+    host.installations[key] = installation
+    if installation.shared_secret is not None:
+        host.tenant_secrets[key] = installation.shared_secret
+    host.record.set_plugin(key, installation.plugin_summary())
+    host.record.add(
+        InstallRecord(
+            key=key,
+            plugin_uri=plugin_uri,
             descriptor=document,
             descriptor_text=text,
-            plugin_uri=plugin_uri,
-            # Cloud dev mode issues a new secret on every install (PROTOCOL.md §3).
-            shared_secret=secrets.token_urlsafe(32) if _uses_jwt(document) else None,
-            installation_id=(
-                previous.installation_id
-                if previous
-                else f"ari:cloud:ecosystem::installation/{uuid.uuid4()}"
-            ),
-            enabled=previous.enabled if previous else True,
+            client_key=host.client_key,
+            shared_secret=installation.shared_secret,
+            signed=callback.signed if callback else "unsigned",
+            callback_status=callback.status if callback else None,
+            task_id=task_id,
+            replaced=previous is not None,
         )
-        callback = await send_lifecycle(
-            host,
-            installation,
-            "installed",
-            previous_secret=previous.shared_secret if previous else None,
-        )
-        if not callback_accepted(callback):
-            assert callback is not None
-            raise InstallFailure(BAD_RESPONSE, _callback_failure_message(callback), key)
-        host.installations[key] = installation
-        host.record.set_plugin(key, installation.plugin_summary())
-        host.record.add(
-            InstallRecord(
-                key=key,
-                plugin_uri=plugin_uri,
-                descriptor=document,
-                descriptor_text=text,
-                client_key=host.client_key,
-                shared_secret=installation.shared_secret,
-                signed=callback.signed if callback else "unsigned",
-                callback_status=callback.status if callback else None,
-                task_id=task_id,
-                replaced=previous is not None,
-            )
-        )
-        # The emulator's choice: like Connect, follow `installed` with `enabled`; its failure
-        # does not undo the install.
-        if installation.enabled:
-            await send_lifecycle(host, installation, "enabled")
+    )
+    # The lifecycle reference: `enabled` is "triggered after a successful app installation or
+    # upgrade"; its failure does not undo the install (the emulator's choice). An add-on that
+    # was disabled stays disabled and hears nothing.
+    if installation.enabled:
+        await send_lifecycle(host, installation, "enabled")
     return installation
 
 
 async def remove_installation(host: EmulatedHost, installation: Installation) -> None:
     """Uninstall an installed add-on: its ``uninstalled`` callback (a failure is only logged, as
-    on a real site), then it is gone and recorded. The caller holds ``host.install_lock``."""
-    # The emulator's choice: an enabled add-on hears `disabled` before `uninstalled`.
+    on a real site), then it is gone and recorded. The caller holds ``host.install_lock``.
+
+    The uninstall completes whatever the add-on answers, or when it does not answer at all
+    (an add-on that is down): UPM's DELETE still answers 204, and ``callbacks`` holds the
+    callbacks that failed, with their ``error``.
+    """
+    # The lifecycle reference: an app "is disabled before performing uninstallation", so an
+    # enabled add-on hears `disabled` before `uninstalled`. Cloud was seen sending the two
+    # almost at once without waiting; the emulator's choice is one after the other, so that
+    # their order is fixed.
     if installation.enabled:
         await send_lifecycle(host, installation, "disabled")
     callback = await send_lifecycle(host, installation, "uninstalled")

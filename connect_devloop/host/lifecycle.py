@@ -149,8 +149,8 @@ async def send_lifecycle(
 ) -> CallbackRecord | None:
     """POST one lifecycle callback and record it; ``None`` if the descriptor declares none.
 
-    ``previous_secret`` is the secret of the installation being replaced: the legacy scheme signs
-    a reinstall's ``installed`` callback with it (PROTOCOL.md §4).
+    ``previous_secret`` is the last secret the site gave this add-on, kept after an uninstall: the
+    legacy scheme signs a reinstall's ``installed`` callback with it (PROTOCOL.md §4).
     """
     path = installation.lifecycle.get(event)
     if path is None:
@@ -288,6 +288,8 @@ def _lifecycle_token(
     base_path = urlsplit(installation.base_url).path
     # A lifecycle path may carry a query of its own; it counts in the qsh like any other.
     path, query = urlsplit(url).path, urlsplit(url).query
+    # `signed-install` covers only these two (Atlassian's API migrations page: "install/uninstall
+    # lifecycle events"); `enabled` and `disabled` stay HS256, as webhooks are.
     if event in ("installed", "uninstalled") and installation.signed_install:
         claims = jwt.make_claims(
             host.client_key,
@@ -299,7 +301,8 @@ def _lifecycle_token(
         )
         key = host.signing_key
         return jwt.encode_rs256(claims, key.private_key, key.kid), "RS256"
-    # Legacy: `installed` is signed with the secret it replaces, so a first install is unsigned.
+    # Legacy: `installed` is signed with the tenant's previous secret, so only the first install
+    # of a tenant is unsigned.
     secret = previous_secret if event == "installed" else installation.shared_secret
     if secret is None:
         return None, "unsigned"

@@ -21,9 +21,11 @@ __all__ = [
     "HostRecord",
     "InstallPost",
     "InstallRecord",
+    "RestCall",
     "SentRequest",
     "UninstallRecord",
     "UpmCall",
+    "WebhookDelivery",
 ]
 
 
@@ -120,6 +122,47 @@ class SentRequest:
     at: float = field(default_factory=_now)
 
 
+@dataclass
+class WebhookDelivery:
+    """One webhook the site POSTed to an add-on (webhooks.py). ``status`` is ``None`` when no
+    answer came (``error`` says why); ``answer`` is the start of the add-on's answer;
+    ``trigger`` is ``"change"`` (the product changed) or ``"fire"`` (fired on demand);
+    ``filter`` says how a declared ``filter`` was applied (``""`` when there is none)."""
+
+    event: str
+    key: str
+    url: str
+    status: int | None
+    duration_ms: float
+    answer: str
+    signed: str
+    body_excluded: bool
+    identifier: str
+    trigger: str
+    filter: str = ""
+    error: str | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass
+class RestCall:
+    """One call to the site's REST API (rest.py) and the site's verdict on it (rest_auth.py's
+    ``Verdict.to_dict()``: ``accepted``, ``reason``, ``message``, ``explanation``, and for a JWT
+    the claims, the canonical request and qsh the site computed beside the app's qsh).
+    ``query`` is as received with the ``jwt`` parameter's value left out; ``user`` is the
+    accountId the call acted as."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    auth: str
+    app_key: str | None
+    user: str | None
+    verdict: dict[str, Any]
+    at: float = field(default_factory=_now)
+
+
 _LIST_FOR: dict[type, str] = {
     UpmCall: "upm_calls",
     InstallPost: "install_posts",
@@ -128,6 +171,8 @@ _LIST_FOR: dict[type, str] = {
     UninstallRecord: "uninstalls",
     CallbackRecord: "callbacks",
     SentRequest: "requests_sent",
+    WebhookDelivery: "webhooks",
+    RestCall: "rest_calls",
 }
 
 
@@ -142,6 +187,8 @@ class HostRecord:
     uninstalls: list[UninstallRecord] = field(default_factory=list)
     callbacks: list[CallbackRecord] = field(default_factory=list)
     requests_sent: list[SentRequest] = field(default_factory=list)
+    webhooks: list[WebhookDelivery] = field(default_factory=list)
+    rest_calls: list[RestCall] = field(default_factory=list)
     # key -> {key, name, version, enabled, plugin_uri, descriptor, installed_at}
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     _changed: asyncio.Event = field(

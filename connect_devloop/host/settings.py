@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["HostSettings", "normalise_context_path"]
+__all__ = ["REINSTALL_SECRETS", "HostSettings", "normalise_context_path"]
 
 PRODUCTS = ("jira", "confluence")
 FLAVOURS = ("cloud", "server")
+# What a re-install in place carries: "new" (Cloud now: every install event issues a new
+# sharedSecret) or "keep" (older Connect: an upgrade keeps the secret).
+REINSTALL_SECRETS = ("new", "keep")
 
 
 @dataclass
@@ -21,7 +24,10 @@ class HostSettings:
     every descriptor-URL install as Cloud does since 2026 (FORGE.md §1), whatever the dev mode;
     the site's Forge side (``forge.py``) still installs. ``forge_deploy_delay_ms`` is how long
     each emulated ``forge deploy`` takes; ``forge_reject_credentials`` makes the emulated Forge
-    refuse the CLI's login, as for a revoked API token.
+    refuse the CLI's login, as for a revoked API token. ``reinstall_secret`` is what a
+    re-install of an installed add-on carries: ``"new"``, a new ``sharedSecret`` as Cloud issues
+    on every install event, or ``"keep"``, the secret it has, as older Connect did on an
+    upgrade. An install after an uninstall always gets a new secret.
     """
 
     port: int = 0
@@ -42,6 +48,7 @@ class HostSettings:
     descriptor_installs_refused: bool = False
     forge_deploy_delay_ms: int = 0
     forge_reject_credentials: bool = False
+    reinstall_secret: str = "new"
     client_key: str = ""  # "" = a new random one per site
 
     def __post_init__(self) -> None:
@@ -50,6 +57,11 @@ class HostSettings:
             raise ValueError(f"product must be one of {', '.join(PRODUCTS)}, not {self.product!r}")
         if self.flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, not {self.flavour!r}")
+        if self.reinstall_secret not in REINSTALL_SECRETS:
+            raise ValueError(
+                f"reinstall_secret must be one of {', '.join(REINSTALL_SECRETS)}, "
+                f"not {self.reinstall_secret!r}"
+            )
         if not self.users:
             raise ValueError("at least one admin user is needed")
 

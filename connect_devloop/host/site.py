@@ -20,10 +20,14 @@ from .forge import ForgeState, forge_routes, forge_site
 from .install import InstallTask, run_install
 from .keys import SigningKey, key_server_routes
 from .lifecycle import AddonResponse, Installation, send_signed_request
-from .manage import manage_apps_routes
+from .product import Product
 from .record import HostRecord
-from .settings import HostSettings
+from .rest import rest_routes
+from .rest_auth import Sessions
+from .settings import REINSTALL_SECRETS, HostSettings
+from .ui import ui_routes
 from .upm import make_guard, upm_routes
+from .webhooks import WebhookDispatcher
 
 __all__ = ["EmulatedHost", "run_host", "serve_forever"]
 
@@ -51,10 +55,20 @@ class EmulatedHost:
         self.client_key = settings.client_key or _new_client_key(settings.flavour, settings.product)
         self.origin = ""
         self.installations: dict[str, Installation] = {}
+        # key -> the last sharedSecret given to that add-on, kept after an uninstall (install.py).
+        self.tenant_secrets: dict[str, str] = {}
         self.tasks: dict[str, InstallTask] = {}
         self.install_lock = asyncio.Lock()
         # What Forge's servers know of this site's apps (forge.py).
         self.forge = ForgeState()
+        # The webhooks installed add-ons declare, sent when the product changes (webhooks.py).
+        self.webhooks = WebhookDispatcher(self)
+        # The product data (projects, issues...; spaces, pages) its REST API and pages change,
+        # and the browser sessions of its users (product.py, rest.py).
+        accounts = {name: True for name in settings.users}
+        accounts.update({name: False for name in settings.non_admins})
+        self.product = Product(settings.product, accounts, base_url=lambda: self.base_url)
+        self.sessions = Sessions()
         self._tokens: dict[str, tuple[str, float]] = {}
         self._failures_left = 0
         self._failure_status = 500
@@ -109,6 +123,7 @@ class EmulatedHost:
             "forge_deploy_delay_ms": self.settings.forge_deploy_delay_ms,
             "forge_reject_credentials": self.settings.forge_reject_credentials,
             "forge_fail_next": self.forge.failures_left,
+            "reinstall_secret": self.settings.reinstall_secret,
         }
 
     # --- switches ---------------------------------------------------------------------------
@@ -143,6 +158,12 @@ class EmulatedHost:
     def set_forge_reject_credentials(self, on: bool) -> None:
         self.settings.forge_reject_credentials = on
 
+    def set_reinstall_secret(self, policy: str) -> None:
+        """``"new"``: every install event issues a new sharedSecret; ``"keep"``: older Connect."""
+        if policy not in REINSTALL_SECRETS:
+            raise ValueError(f"reinstall_secret must be one of {', '.join(REINSTALL_SECRETS)}")
+        self.settings.reinstall_secret = policy
+
     def forge_fail_next(self, count: int, message: str | None = None) -> None:
         """Make the next ``count`` calls of the emulated Forge CLI fail as a server error."""
         self.forge.failures_left = count
@@ -160,10 +181,14 @@ class EmulatedHost:
         port, bind = self.settings.port, self.settings.bind
         self.settings = dataclasses.replace(self._initial_settings, port=port, bind=bind)
         self.installations.clear()
+        self.tenant_secrets.clear()
         self.tasks.clear()
         self._tokens.clear()
         self.fail_next(0)
         self.forge.clear()
+        self.webhooks.reset()
+        self.product.seed()
+        self.sessions.clear()
         self.record.clear()
         logger.info("reset")
 
@@ -239,7 +264,9 @@ class EmulatedHost:
         app.add_routes(key_server_routes(self.signing_key))
         app.add_routes(control_routes(self))
         app.add_routes(forge_routes(self))
-        app.add_routes(manage_apps_routes(self))
+        # The site's pages (ui/): where installed apps render, with the Connect bridge.
+        app.add_routes(ui_routes(self))
+        app.add_routes(rest_routes(self))
         return app
 
     async def start(self) -> None:
@@ -258,11 +285,13 @@ class EmulatedHost:
         port = runner.addresses[0][1]
         self.settings.port = self._initial_settings.port = port
         self.origin = f"http://{_url_host(self.settings.bind)}:{port}"
+        self.webhooks.start()
         logger.info(
             "emulated %s %s at %s", self.settings.flavour, self.settings.product, self.base_url
         )
 
     async def close(self) -> None:
+        await self.webhooks.close()
         background = list(self._background)
         for task in background:
             task.cancel()

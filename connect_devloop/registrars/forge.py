@@ -8,10 +8,11 @@ through ``manifest.yml``. One attempt, driven by the coalescing worker (``regist
   ``@forge/manifest`` would, with this run's public URL and app key as its variables. The
   revision is a digest of the manifest as ``forge deploy`` will resolve it, so a new tunnel URL
   is a new revision and an unchanged one deploys nothing. Nothing has reached Forge yet.
-- ``install``: ``forge install list --json`` says whether the site has the app; then, past the
-  point of no return (``commit``: the ledger entry is on disk), ``forge deploy`` and ``forge
-  install`` (``--upgrade`` when it is installed). A running deploy is never cancelled: the
-  worker waits for it and deploys the newest revision once after it.
+- ``install``: ``forge install list --json`` says whether the site has the app (asked until an
+  install of this run succeeded: from then on the run knows, and a save goes straight to the
+  deploy); then, past the point of no return (``commit``: the ledger entry is on disk),
+  ``forge deploy`` and ``forge install`` (``--upgrade`` when it is installed). A running deploy
+  is never cancelled: the worker waits for it and deploys the newest revision once after it.
 - ``uninstall``: ``forge uninstall``, bounded; with ``on_exit = "keep"`` the worker leaves the
   app installed and the ledger says at which revision, so the next ``up`` deploys nothing when
   nothing changed.
@@ -28,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from ..config import Config, ForgeConfig, HostConfig
 from ..errors import DevloopError, ForgeError
@@ -56,6 +58,17 @@ EMULATOR_URL_ENV = "CONNECT_DEV_FORGE_EMULATOR_URL"
 # What the manifest's base URL variable is at an uninstall after the tunnel closed: every
 # command that reads the manifest needs its variables, and an uninstall does not use this one.
 CLOSED_TUNNEL_URL = "https://tunnel-closed.connect-dev.invalid"
+# What `forge uninstall` says when the app cannot be installed there (@forge/cli-shared 13.3.0,
+# out/ui/text.js): no installation; no such site (a wrong `site`, whose install failed too); the
+# product not on the site. Nothing is left to remove: the ledger entry goes.
+NO_INSTALLATION = "Could not find an installation"
+NOT_INSTALLED_THERE = (
+    NO_INSTALLATION,
+    "doesn't belong to an Atlassian site",
+    "is not activated on",
+)
+# How `forge install --upgrade` introduces the URLs the new version adds (its egress).
+UPGRADE_ADDS_URLS = "be upgraded and additionally exchange data with the following urls:"
 LoginEnv = Callable[[], dict[str, str]]
 
 
@@ -90,6 +103,10 @@ class ForgeBackend:
         self._secrets: tuple[str, ...] = ()
         self._last_output: float | None = None
         self._deployed_base_url: str | None = None
+        # The site has the app in this environment: an install of this run succeeded there (and
+        # no uninstall came since). Saves then skip `forge install list`, which takes seconds.
+        self._installed_here = False
+        self._installed_key: str | None = None  # app.connect.key of that install
         self._last_public_url: str | None = None
         self._written: bytes | None = None  # the manifest as this backend last wrote it
         self.cli = ForgeCli(
@@ -213,7 +230,12 @@ class ForgeBackend:
 
     async def install(self, target: Target, commit: Commit) -> Installed:
         env = self._environment(self._variables(target.public_url, target.key))
-        installed = await self._installation(env)
+        known = self._installed_here
+        installed = None if known else await self._installation(env)
+        outdated = installed is not None and installed.get("majorVersion", "").endswith(
+            "(Out-of-date)"
+        )
+        upgrade = known or installed is not None
         await commit()  # past this, Forge may have our deploy: the ledger has the entry
         base_url = target.public_url.rstrip("/")
         await self._run_step(
@@ -222,10 +244,7 @@ class ForgeBackend:
             env,
             self.forge.deploy_timeout,
         )
-        if self._deployed_base_url not in (None, base_url) or (
-            installed is not None and installed.get("majorVersion", "").endswith("(Out-of-date)")
-        ):
-            self._say_new_major_version(base_url)
+        moved = self._deployed_base_url not in (None, base_url) or outdated
         self._deployed_base_url = base_url
         args = [
             "install",
@@ -234,9 +253,21 @@ class ForgeBackend:
             *("-e", self.forge.environment),
             "--non-interactive",
         ]
-        if installed is not None:
-            args.append("--upgrade")
-        await self._run_step("install", args, env, self.forge.install_timeout)
+        first = [*args, "--upgrade"] if upgrade else args
+        try:
+            run = await self._run_step("install", first, env, self.forge.install_timeout)
+        except ForgeError as exc:
+            if not (known and NO_INSTALLATION in exc.message):
+                raise
+            # Uninstalled behind this run's back since its own install: install it afresh.
+            self._installed_here = False
+            upgrade = False
+            run = await self._run_step("install", args, env, self.forge.install_timeout)
+        self._installed_here, self._installed_key = True, target.key
+        # A run after a restart with a new tunnel URL has deployed nothing before: the upgrade
+        # itself says that the installation had another baseUrl.
+        if moved or (upgrade and _upgrade_adds_url(run, base_url)):
+            self._say_new_major_version(base_url)
         return Installed(key=target.key)
 
     async def _installation(self, env: Mapping[str, str]) -> dict[str, str] | None:
@@ -269,18 +300,29 @@ class ForgeBackend:
     # --- uninstall ----------------------------------------------------------------------------
 
     async def uninstall(self, entry: LedgerEntry) -> bool:
-        public_url = self._last_public_url or CLOSED_TUNNEL_URL
-        env = self._environment(self._variables(public_url, entry.key))
         site = entry.site or self.site
         product = entry.product or self.host.product
         environment = entry.environment or self.forge.environment
+        if (
+            self._installed_here
+            and entry.key != self._installed_key
+            and (site, product, environment)
+            == (self.site, self.host.product, self.forge.environment)
+        ):
+            # The entry of the app's old Connect key (the worker removes it after the key
+            # changed): the app has one installation per site and environment, which the
+            # upgrade has just moved to the new key. `forge uninstall` would remove that.
+            return False
+        public_url = self._last_public_url or CLOSED_TUNNEL_URL
+        env = self._environment(self._variables(public_url, entry.key))
         args = ["uninstall", "-s", site, "-p", product, "-e", environment]
         started = self._step_started("uninstall")
+        self._installed_here = False  # whatever the outcome: `forge install list` says next
         run = await self.cli.run(args, env, time_limit=self.forge.uninstall_timeout)
         if run.code == 0:
             self._step_done("uninstall", started)
             return True
-        if "Could not find an installation" in run.output:
+        if any(text in run.output for text in NOT_INSTALLED_THERE):
             self._step_done("uninstall", started)
             return False
         self._step_failed("uninstall", started)
@@ -365,6 +407,23 @@ def _json_rows(run: CliRun) -> list[dict[str, object]]:
     if "[" in run.output:
         logger.debug("forge install list --json: no JSON list in: %s", run.output[-500:])
     return []  # "The app is not installed anywhere."
+
+
+def _upgrade_adds_url(run: CliRun, base_url: str) -> bool:
+    """Whether ``forge install --upgrade`` listed ``base_url`` among the URLs the upgrade adds
+    (@forge/cli 13.3.0's InstallView: "Your app will be upgraded and additionally exchange data
+    with the following urls:", then a "- URL" line each): the installation had another one."""
+    wanted = {base_url, urlsplit(base_url).netloc}
+    listing = False
+    for line in run.lines:
+        if line.endswith(UPGRADE_ADDS_URLS):
+            listing = True
+        elif listing and line.startswith("- "):
+            if line.removeprefix("- ").strip().rstrip("/") in wanted:
+                return True
+        else:
+            listing = False
+    return False
 
 
 def _says_error(run: CliRun) -> bool:

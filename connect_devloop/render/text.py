@@ -12,6 +12,11 @@ from collections.abc import Callable
 from typing import TextIO
 
 from ..events import (
+    AddonExited,
+    AddonOutput,
+    AddonRestarting,
+    AddonStarted,
+    AddonStatus,
     Deregistered,
     DeregistrationFailed,
     DescriptorInvalid,
@@ -34,7 +39,19 @@ from ..events import (
 )
 from .output import LineOutput
 
-__all__ = ["TextRenderer", "addon_refusal", "format_event"]
+__all__ = [
+    "STOP_DASHBOARD",
+    "STOP_TEXT",
+    "TextRenderer",
+    "addon_exit_status",
+    "addon_refusal",
+    "format_event",
+]
+
+# How to stop `up` and `demo`, in one wording wherever it is said (the `ready` line, the demo's
+# banner, `up --help`, the README): the text mode has Ctrl-C, the dashboard q as well.
+STOP_TEXT = "Ctrl-C: uninstall and quit"
+STOP_DASHBOARD = "q or Ctrl-C: uninstall and quit"
 
 
 # The last second formatted: a log line costs a strftime only when the second changes.
@@ -65,8 +82,9 @@ def _problem(error: dict[str, object], path: str) -> str:
     return f"{where}: {error.get('path')}: {error.get('message')}"
 
 
-def format_event(event: Event) -> str:
-    """The text line for an event (may hold a second, indented hint line)."""
+def format_event(event: Event, *, stop: str = STOP_TEXT) -> str:
+    """The text line for an event (may hold a second, indented hint line). ``stop``: how to
+    stop, as the ``ready`` line says it (the dashboard passes ``STOP_DASHBOARD``)."""
     if type(event) is RequestServed:  # nearly every line of a busy log: no pattern matching
         return _request_line(event)
     match event:
@@ -121,7 +139,7 @@ def format_event(event: Event) -> str:
         case DeregistrationFailed(host=host, key=key, error=error, hint=hint):
             return f"[{host}]  uninstall of {key or 'the add-on'} FAILED: {error}{_hint(hint)}"
         case Ready(public_url=url, installed=installed, hosts=hosts, waiting=waiting):
-            line = f"ready       descriptor at {url}/atlassian-connect.json; Ctrl-C to uninstall"
+            line = f"ready       descriptor at {url}/atlassian-connect.json; {stop}"
             if installed < hosts:
                 line += f"\n             waiting: {installed}/{hosts} hosts installed"
                 if waiting:
@@ -144,6 +162,21 @@ def format_event(event: Event) -> str:
             if answering:
                 return f"[{host}]  answers again (after {seconds:g} s)"
             return f"[{host}]  not answering after {seconds:.0f} s; still trying in the background"
+        case AddonOutput(stream=stream, line=line):
+            return f"addon {'err' if stream == 'stderr' else 'out'}   {line}"
+        case AddonStarted(pid=pid, command=command, reason=reason, base_url=url, port=port):
+            why = _ADDON_START_REASONS.get(reason, f" ({reason.replace('_', ' ')})")
+            given = f" with PORT={port}, CONNECT_DEV_BASE_URL={url}" if url else ""
+            return f"addon       started {command} (pid {pid}){why}{given}"
+        case AddonStatus(answering=answering, url=url, detail=detail, seconds=seconds, hint=hint):
+            if answering:
+                after = f" ({seconds:.1f} s after its start)" if seconds else ""
+                return f"addon       answers at {url}{after}"
+            return f"addon       NOT answering at {url}: {detail}{_hint(hint)}"
+        case AddonRestarting(detail=detail, reason=reason):
+            return f"addon       restarting: {detail or reason.replace('_', ' ')}"
+        case AddonExited():
+            return _addon_exit_line(event)
         case Error(message=message, hint=hint):
             return f"error       {message}{_hint(hint)}"
         case Stopped():
@@ -151,6 +184,42 @@ def format_event(event: Event) -> str:
         case Warning(message=message, hint=hint):
             return f"warning     {message}{_hint(hint)}"
     return f"{event.name}  {event.to_dict()}"
+
+
+_ADDON_START_REASONS = {
+    "startup": "",
+    "files_changed": " after the change",
+    "tunnel_changed": " for the new public URL",
+    "crashed": " again after its crash",
+}
+
+
+def addon_exit_status(event: AddonExited) -> str:
+    """How the add-on process ended: "exit code 1", "killed by SIGKILL"."""
+    if event.signal:
+        return f"killed by {event.signal}"
+    return f"exit code {event.code}"
+
+
+def _addon_exit_line(event: AddonExited) -> str:
+    forced = (
+        " (killed: it was still running after SIGTERM and the [addon] stop_timeout)"
+        if event.forced
+        else ""
+    )
+    if event.reason == "restart":
+        return f"addon       stopped for the restart (pid {event.pid}){forced}"
+    if event.reason == "shutdown":
+        return f"addon       stopped (pid {event.pid}){forced}"
+    line = (
+        f"addon       CRASHED: {addon_exit_status(event)} after {event.ran_seconds:.1f} s "
+        f"(pid {event.pid})"
+    )
+    if event.restart_in is not None:
+        line += f"; starting it again in {event.restart_in:g} s"
+    if event.last_lines:
+        line += f"\n             last output: {event.last_lines[-1]}"
+    return line
 
 
 def _duration(ms: int) -> str:

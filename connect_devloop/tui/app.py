@@ -35,9 +35,10 @@ from textual.widgets import DataTable, Footer
 
 from ..cli import EXIT_FAILURE, EXIT_FORCED
 from ..config import Config
-from ..events import Event, EventBus, RequestServed
+from ..events import AddonOutput, Event, EventBus, RequestServed
 from ..render.text import TextRenderer
 from ..state import HostState, State, reduce
+from .addon_output import AddonOutputPanel
 from .daemon_thread import ThreadedDaemon
 from .event_log import EventLog
 from .format import SPINNER
@@ -159,6 +160,7 @@ class DashboardApp(App[None]):
             yield HostsTable(self.config.hosts, id="hosts")
             yield HostProblems(id="host-problems")
         yield EventLog(id="log")
+        yield AddonOutputPanel(id="addon-output")
         yield RequestTable(id="requests")
         yield Footer()
 
@@ -245,7 +247,9 @@ class DashboardApp(App[None]):
         if self.quitting:
             steps = teardown_steps(state, self.teardown)
             self.query_one(TeardownPanel).show(steps, state.stopped, self._frame)
-        self.query_one(EventLog).add(batch)
+        # The add-on's own lines have their panel, as the requests have theirs.
+        self.query_one(EventLog).add(e for e in batch if not isinstance(e, AddonOutput))
+        self.query_one(AddonOutputPanel).show(state, batch)
         new = state.request_count - self._requests_shown
         if new:
             shown = state.recent_requests[-min(new, len(state.recent_requests)) :]
@@ -281,6 +285,8 @@ class DashboardApp(App[None]):
         installed = sum(1 for host in hosts if host.state == HostState.INSTALLED)
         if installed < len(hosts):
             return Text(f"● ready · waiting: {installed}/{len(hosts)} hosts installed", "yellow")
+        if self.state.addon.answering is False:
+            return Text("● ready · add-on not answering", "yellow")
         return Text("● ready", "green")
 
     # --- the daemon ---------------------------------------------------------------------------

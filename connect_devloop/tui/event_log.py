@@ -20,7 +20,7 @@ from ..events import (
     RequestServed,
     Warning,
 )
-from ..render.text import format_event
+from ..render.text import STOP_DASHBOARD, format_event
 from .format import clock
 
 __all__ = ["MAX_LOG_LINES", "EventLog", "event_line"]
@@ -69,7 +69,7 @@ class EventLog(RichLog):
 
 def event_line(event: Event) -> Table:
     """Time in its own column, so a wrapped line or a hint stays indented under the text."""
-    first, *rest = format_event(event).split("\n")
+    first, *rest = format_event(event, stop=STOP_DASHBOARD).split("\n")
     text = Text(first, _style(event))
     for more in rest:
         text.append("\n" + more.strip(), "italic")
