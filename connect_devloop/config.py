@@ -39,6 +39,7 @@ __all__ = [
     "is_loopback_url",
     "load_config",
     "parse_config",
+    "parse_config_bytes",
 ]
 
 CONFIG_FILE_NAME = "connect-dev.toml"
@@ -281,6 +282,11 @@ def load_config(path: Path) -> Config:
     except InputFileError as exc:
         hint = describe_missing(path, suffix=".toml") if exc.missing else None
         raise ConfigError(exc.reason, hint=hint, file=str(path)) from exc
+    return parse_config_bytes(raw, path)
+
+
+def parse_config_bytes(raw: bytes, path: Path) -> Config:
+    """``load_config`` of bytes already read (a save seen by the watch of a running ``up``)."""
     try:
         text = decode_utf8(raw)
     except NotUtf8Error as exc:

@@ -20,6 +20,9 @@ __all__ = [
     "AddonRestarting",
     "AddonStarted",
     "AddonStatus",
+    "ConfigChanged",
+    "ConfigInvalid",
+    "ConfigReloaded",
     "Deregistered",
     "DeregistrationFailed",
     "DescriptorInvalid",
@@ -36,6 +39,7 @@ __all__ = [
     "Registering",
     "RegistrationFailed",
     "RequestServed",
+    "RestCall",
     "Stopped",
     "TunnelClosed",
     "TunnelOpened",
@@ -223,6 +227,32 @@ _time = time.time
 
 
 @dataclass(frozen=True, kw_only=True)
+class RestCall(Event):
+    """A call an app made to an emulated site's REST API, with the site's verdict (read from
+    its ``/_emulator/record``; real sites are never asked). ``accepted`` False: the site
+    refused it; ``reason`` is short (``qsh mismatch``, ``missing scope``, ...), ``explanation``
+    says why to a person, and for a JWT ``qsh_expected`` (what the site computed over
+    ``canonical_request``) sits beside ``qsh_received`` (what the app sent)."""
+
+    name: ClassVar[str] = "rest_call"
+    host: str
+    method: str
+    path: str
+    status: int
+    accepted: bool
+    reason: str
+    qsh_expected: str | None = None
+    qsh_received: str | None = None
+    canonical_request: str | None = None
+    app_canonical_request: str | None = None  # what the app's qsh hashes, when the site knows
+    message: str | None = None  # the error the app was answered
+    explanation: str | None = None
+    app_key: str | None = None
+    auth: str = ""  # "jwt", "session" (AP.request), "basic"
+    required_scope: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Deregistered(Event):
     name: ClassVar[str] = "deregistered"
     host: str
@@ -361,6 +391,46 @@ class AddonOutput(Event):
     stream: str
     line: str
     dropped: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigInvalid(Event):
+    """A save of ``connect-dev.toml`` while ``up`` runs could not be used: ``file``, ``line``
+    (None when not known) and dotted ``key`` ("" when the whole file is wrong) say where. The
+    running config stays as it was."""
+
+    name: ClassVar[str] = "config_invalid"
+    file: str
+    message: str
+    line: int | None = None
+    key: str = ""
+    hint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigChanged(Event):
+    """A save of ``connect-dev.toml`` changed settings other than ``[[hosts]]``: ``applied``
+    names the dotted keys now in effect, ``needs_restart`` those that take effect only when
+    ``up`` is started again (``proxy.port``, ``tunnel.provider``, ``descriptor``, ``addon.*``,
+    ``forge.*``), relative to the settings ``up`` started with: it is empty again once they
+    are changed back."""
+
+    name: ClassVar[str] = "config_changed"
+    applied: list[str] = field(default_factory=list)
+    needs_restart: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigReloaded(Event):
+    """A save of ``connect-dev.toml`` was applied to the hosts: the names of the hosts
+    ``added`` (now installing), ``removed`` (uninstalled first) and ``changed`` (URL,
+    credentials, product, registrar, site or keys_url: installed again, after an uninstall
+    from the old URL when the URL changed)."""
+
+    name: ClassVar[str] = "config_reloaded"
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

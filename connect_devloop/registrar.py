@@ -457,6 +457,20 @@ class HostRegistrar:
                 )
             )
 
+    async def retire(self, *, wait: bool = True) -> None:
+        """Stop taking requests and stop the worker, uninstalling nothing: a config reload
+        replaces this registrar (and calls ``uninstall_all`` itself when the host's URL is
+        gone). An install not past its point of no return is cancelled at once; one past it
+        is waited for when ``wait`` (the caller bounds the wait)."""
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if wait and self._busy and self._committed:
+            await self._idle.wait()
+        await self._stop_worker()
+        self._idle.set()  # whoever waits for this host's outcome (`ready`) stops waiting
+
     def _report_kept(self) -> None:
         try:
             entries = self._ledger.entries_for(self.host.base_url)

@@ -14,6 +14,8 @@ from .events import (
     AddonRestarting,
     AddonStarted,
     AddonStatus,
+    ConfigChanged,
+    ConfigReloaded,
     Deregistered,
     DeregistrationFailed,
     DescriptorInvalid,
@@ -99,6 +101,9 @@ class State:
     ready: bool = False
     stopped: bool = False
     addon: AddonState = field(default_factory=AddonState)
+    # Keys of connect-dev.toml saved while `up` runs that take effect only after a restart
+    # (``config_changed``'s ``needs_restart``); () when nothing waits for one.
+    restart_needed: tuple[str, ...] = ()
 
     @classmethod
     def initial(cls, host_names: list[str] | tuple[str, ...]) -> State:
@@ -267,6 +272,13 @@ def reduce(state: State, event: Event) -> State:
                     state.addon, pid=None, running=False, answering=None, last_exit=event
                 ),
             )
+        case ConfigChanged(needs_restart=needs_restart):
+            return replace(state, restart_needed=tuple(needs_restart))
+        case ConfigReloaded(added=added, removed=removed):
+            hosts = {name: status for name, status in state.hosts.items() if name not in removed}
+            for name in added:
+                hosts.setdefault(name, HostStatus(name=name))
+            return replace(state, hosts=hosts)
         case Stopped():
             return replace(state, stopped=True)
     return state

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -24,16 +25,20 @@ import aiohttp
 
 from . import descriptor as descriptors
 from .addon_process import AddonProbe, AddonProcess, stop_leftover_addon
-from .config import Config, ForgeConfig, HostConfig
-from .credentials import PasswordSource, resolve_password
+from .config import Config, ForgeConfig, HostConfig, parse_config_bytes
+from .credentials import PasswordSource, ResolvedSource, resolve_password
 from .errors import ConfigError, DescriptorError, DevloopError, LedgerError, Problem
 from .events import (
+    ConfigChanged,
+    ConfigInvalid,
+    ConfigReloaded,
     DeregistrationFailed,
     DescriptorInvalid,
     DescriptorLoaded,
     Event,
     EventBus,
     Ready,
+    RegistrationFailed,
     RequestServed,
     Stopped,
     Warning,
@@ -59,6 +64,12 @@ DEFAULT_TEARDOWN_SECONDS = 10.0
 INVALID_CONFIRM_SECONDS = 0.05
 # How often `ready` looks again at hosts still installing (for one that fell silent).
 _READY_RECHECK_SECONDS = 0.25
+# A save of connect-dev.toml is read again this long after the watcher saw it: a file caught
+# half written may be valid TOML that lacks hosts, and removing a host uninstalls it.
+CONFIG_SETTLE_SECONDS = 0.1
+# What a [[hosts]] entry is installed with: a change of any of these installs it again.
+_HOST_KEYS = ("url", "username", "password_env", "password", "product", "registrar", "site",
+              "keys_url")  # fmt: skip
 
 
 class Supervisor:
@@ -95,6 +106,16 @@ class Supervisor:
         self.addon: AddonProcess | None = None  # with [addon] command, once started
         self._addon_probe: AddonProbe | None = None  # without it
         self._addon_tasks: set[asyncio.Task[None]] = set()
+        # Config reloads: the settings `up` started with (what needs a restart is measured
+        # against them), the file's bytes as last handled, and what new registrars need.
+        self._started_config = config
+        self._config_seen: bytes | None = None
+        self._restart_needed: list[str] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._ledger: Ledger | None = None
+        # Registrars of hosts removed from the config whose uninstall failed: the teardown
+        # tries again.
+        self._retired: list[HostRegistrar] = []
         bus.subscribe(self._track_state)
 
     def _track_state(self, event: Event) -> None:
@@ -118,7 +139,10 @@ class Supervisor:
             lock.release()
 
     async def _run_locked(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> int:
-        ledger = Ledger(self.config.ledger_path)
+        ledger = self._ledger = Ledger(self.config.ledger_path)
+        self._session = session
+        with contextlib.suppress(InputFileError):
+            self._config_seen = read_input_file(self.config.path)
         self._registrars = [
             _registrar(
                 self.config,
@@ -158,6 +182,7 @@ class Supervisor:
         watch_stop = asyncio.Event()
         watch_task: asyncio.Task[None] | None = None
         manifest_task: asyncio.Task[None] | None = None
+        config_task: asyncio.Task[None] | None = None
         try:
             try:
                 await self.proxy.start()
@@ -192,6 +217,19 @@ class Supervisor:
                     registrar.start(recover=recover)
                     if self._revision is not None:
                         registrar.request(self._target(self._revision), "startup")
+                # Emulated sites' verdicts on the app's REST calls, as rest_call events.
+                from .rest_verdicts import RestVerdictWatch
+
+                verdicts = RestVerdictWatch(self.config.hosts, session, self._emit)
+                self._background("REST verdict watch", verdicts.run)
+                # A config built in code (no file behind it) has nothing to reload.
+                if self._config_seen is not None:
+                    config_task = asyncio.create_task(
+                        keep_running(
+                            "config watcher", lambda: self._watch_config(watch_stop), self._emit
+                        ),
+                        name="watch config",
+                    )
                 ready_task = asyncio.create_task(
                     keep_running("readiness check", self._announce_ready, self._emit), name="ready"
                 )
@@ -203,6 +241,8 @@ class Supervisor:
                 await _cancel(watch_task)
             if manifest_task is not None:
                 await _cancel(manifest_task)
+            if config_task is not None:
+                await _cancel(config_task)
             for task in list(self._addon_tasks):
                 await _cancel(task)
             self._cancel_pending_invalid()
@@ -279,8 +319,9 @@ class Supervisor:
 
     async def _teardown(self, keeper: TunnelKeeper) -> bool:
         await keeper.stop()  # nothing reopens the tunnel while the hosts uninstall through it
+        closing = [*self._registrars, *self._retired]
         results = await asyncio.gather(
-            *(registrar.close(self._close_bound(registrar)) for registrar in self._registrars),
+            *(registrar.close(self._close_bound(registrar)) for registrar in closing),
             return_exceptions=True,
         )
         for result in results:
@@ -516,6 +557,171 @@ class Supervisor:
             if host is None or registrar.host.name == host:
                 registrar.request(target, reason, force=force)
 
+    # --- connect-dev.toml saved while `up` runs ---------------------------------------------
+
+    async def _watch_config(self, stop: asyncio.Event) -> None:
+        """Each save of connect-dev.toml is read again (after a short settle) and applied;
+        one that cannot be used is reported and the running config stays."""
+        path = self.config.path
+        async for saved in watch_file(path, stop_event=stop, initial=self._config_seen):
+            if isinstance(saved, Unreadable):
+                self._config_seen = None  # the same bytes coming back are a save to apply
+                self._report_config_invalid(
+                    ConfigError(
+                        saved.reason,
+                        hint="Restore the file; the running config stays until a valid save.",
+                        file=str(path),
+                    )
+                )
+                continue
+            await asyncio.sleep(CONFIG_SETTLE_SECONDS)
+            try:
+                raw = read_input_file(path)
+            except InputFileError:
+                continue  # gone again: the watcher reports it
+            if raw == self._config_seen:
+                continue  # a second save with what was already handled
+            self._config_seen = raw
+            try:
+                config = parse_config_bytes(raw, path)
+            except ConfigError as exc:
+                self._report_config_invalid(exc)
+                continue
+            await self._apply_config(config)
+
+    def _report_config_invalid(self, error: ConfigError) -> None:
+        self._emit(
+            ConfigInvalid(
+                file=error.file or str(self.config.path),
+                line=error.line,
+                key=error.key or "",
+                message=error.message,
+                hint=error.hint,
+            )
+        )
+
+    async def _apply_config(self, new: Config) -> None:
+        """Apply a valid save: settings that need a restart are reported (and the running
+        ones stay), hosts are added, removed and changed as the file now says."""
+        old = self.config
+        started = self._started_config
+        needs_restart = _restart_keys(started, new)
+        # Only [[hosts]] change while running; everything else stays as `up` started.
+        self.config = dataclasses.replace(
+            new,
+            descriptor_path=started.descriptor_path,
+            addon_url=started.addon_url,
+            addon=started.addon,
+            proxy_port=started.proxy_port,
+            tunnel=started.tunnel,
+            forge=started.forge,
+        )
+        for message in new.warnings:
+            if message not in old.warnings:
+                self._emit(Warning(message=message))
+        running = {registrar.host.name: registrar for registrar in self._registrars}
+        wanted = {host.name: host for host in new.hosts}
+        added = [name for name in wanted if name not in running]
+        removed = [name for name in running if name not in wanted]
+        changed = [
+            name
+            for name in wanted
+            if name in running and _host_changes(running[name].host, wanted[name])
+        ]
+        applied = [
+            f"hosts[{name}].{key}"
+            for name in changed
+            for key in _host_changes(running[name].host, wanted[name])
+        ]
+        if applied or needs_restart or needs_restart != self._restart_needed:
+            self._emit(ConfigChanged(applied=applied, needs_restart=needs_restart))
+        if needs_restart and needs_restart != self._restart_needed:
+            self._emit(
+                Warning(
+                    message=f"{new.path.name}: {', '.join(needs_restart)} "
+                    f"{'takes' if len(needs_restart) == 1 else 'take'} effect only when "
+                    "`connect-dev up` is started again; the running settings stay",
+                    hint="Stop it (Ctrl-C) and start it again to use them.",
+                )
+            )
+        self._restart_needed = needs_restart
+        # Away first, concurrently: a changed URL is uninstalled from the old one before the
+        # new one installs; a URL that stays keeps what it has (the new install replaces it).
+        await asyncio.gather(
+            *(self._retire(running[name], "removed", uninstall=True) for name in removed),
+            *(
+                self._retire(
+                    running[name],
+                    "config_changed",
+                    uninstall=running[name].host.base_url != wanted[name].base_url,
+                )
+                for name in changed
+            ),
+        )
+        fresh = {name: self._new_registrar(wanted[name]) for name in (*added, *changed)}
+        kept = {name: r for name, r in running.items() if name not in removed + changed}
+        by_name = {**kept, **{n: r for n, r in fresh.items() if r is not None}}
+        self._registrars = [by_name[host.name] for host in new.hosts if host.name in by_name]
+        for registrar in fresh.values():
+            if registrar is None:
+                continue
+            registrar.start()
+            if self._revision is not None:
+                registrar.request(self._target(self._revision), "config_changed")
+        self._emit(ConfigReloaded(added=added, removed=removed, changed=changed))
+
+    async def _retire(self, registrar: HostRegistrar, reason: str, *, uninstall: bool) -> None:
+        """Stop ``registrar`` (its host left the config or changed); with ``uninstall``, first
+        remove from its host (its URL) what the ledger lists there. It leaves
+        ``self._registrars`` only once done: a teardown meanwhile still uninstalls it, and
+        so does the teardown when the uninstall fails now."""
+        bound = self._close_bound(registrar)
+        done = False
+        try:
+            async with asyncio.timeout(bound):
+                await registrar.retire()
+                done = await registrar.uninstall_all(reason) if uninstall else True
+        except TimeoutError:
+            await registrar.retire(wait=False)
+            self._emit(
+                DeregistrationFailed(
+                    host=registrar.host.name,
+                    error=f"uninstall did not finish within {bound:g} s",
+                    hint="The ledger keeps the entry: the teardown tries again, "
+                    "`connect-dev down` after it.",
+                )
+            )
+        if not done:
+            self._retired.append(registrar)
+
+    def _new_registrar(self, host: HostConfig) -> HostRegistrar | None:
+        """The install worker of a host added or changed by a reload, as at startup, except
+        that nobody is asked for a password: a host without one fails its install with the
+        usual "no password" message."""
+        assert self._session is not None
+        assert self._ledger is not None
+        try:
+            return _registrar(
+                self.config,
+                host,
+                self._session,
+                self._ledger,
+                self._emit,
+                self._settle,
+                _reload_sources(self._password_sources),
+                preflight=self._preflight,
+                explain_failure=self._explain_install_failure,
+                callbacks_reported=self._callbacks_reported,
+                silence=self._silence,
+            )
+        except DevloopError as exc:  # a Forge host in a build without the Forge registrar
+            self._emit(
+                RegistrationFailed(
+                    host=host.name, error=exc.message, hint=exc.hint, registrar=host.registrar
+                )
+            )
+            return None
+
 
 def _registrar(
     config: Config,
@@ -556,6 +762,56 @@ def _registrar(
         callbacks_reported=callbacks_reported,
         silence=silence,
     )
+
+
+def _host_changes(old: HostConfig, new: HostConfig) -> list[str]:
+    """The keys of a [[hosts]] entry that differ (its line and name do not count)."""
+    return [key for key in _HOST_KEYS if getattr(old, key) != getattr(new, key)]
+
+
+def _restart_keys(running: Config, new: Config) -> list[str]:
+    """Dotted keys outside [[hosts]] whose saved value differs from the one ``up`` runs
+    with: they take effect only after a restart."""
+    keys: list[str] = []
+    if new.descriptor_path != running.descriptor_path:
+        keys.append("descriptor")
+    if new.addon_url != running.addon_url:
+        keys.append("addon.url")
+    keys += _differing("addon", running.addon, new.addon)
+    if new.proxy_port != running.proxy_port:
+        keys.append("proxy.port")
+    tunnel = _differing("tunnel", running.tunnel, new.tunnel)
+    # provider = "auto" resolves by the hosts: a host that is not local now wants ngrok.
+    if "tunnel.provider" not in tunnel and new.tunnel_provider != running.tunnel_provider:
+        tunnel.insert(0, "tunnel.provider")
+    keys += tunnel
+    if (running.forge is None) != (new.forge is None):
+        keys.append("forge")
+    elif running.forge is not None and new.forge is not None:
+        keys += _differing("forge", running.forge, new.forge)
+    return keys
+
+
+def _differing(table: str, old: object, new: object) -> list[str]:
+    return [
+        f"{table}.{field.name}"
+        for field in dataclasses.fields(old)  # type: ignore[arg-type]
+        if getattr(old, field.name) != getattr(new, field.name)
+    ]
+
+
+def _reload_sources(
+    sources: Sequence[PasswordSource] | None,
+) -> list[PasswordSource] | None:
+    """The password sources for a host a reload adds or changes: what the config now says
+    (environment, keychain, inline) before what was found or typed at startup, so a changed
+    password is the one used; never a prompt."""
+    if sources is None:
+        return None
+    return [
+        *(s for s in sources if not isinstance(s, ResolvedSource)),
+        *(s for s in sources if isinstance(s, ResolvedSource)),
+    ]
 
 
 def _forge_backend(

@@ -36,6 +36,40 @@ async def fetch_record(url: str) -> dict[str, Any]:
         return data
 
 
+async def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
+        data: dict[str, Any] = await response.json()
+        return data
+
+
+async def check_all_three_directions(control: str) -> None:
+    """The sample add-on takes a webhook (JWT verified), calls the product's REST API as the
+    app from its page, and the page asks for the same issue with AP.request."""
+    fired = await post_json(
+        f"{control}/webhooks/fire", {"event": "jira:issue_created", "issue": "DEMO-1"}
+    )
+    [delivery] = fired["deliveries"]
+    assert delivery["url"].endswith("/webhook/issue-created")
+    assert delivery["status"] == 204, delivery
+    page = await post_json(f"{control}/send", {"key": "connect-devloop-demo", "path": "/hello"})
+    assert page["status"] == 200
+    body = page["body"]
+    assert '<p id="rest-server"><code>GET /rest/api/2/issue/DEMO-1</code>' in body
+    assert "HTTP 200: <strong>DEMO-1</strong>" in body
+    assert "AP.request({url: '/rest/api/2/issue/DEMO-1'" in body
+    webhooks = body.split('<ul id="webhooks">')[1]
+    assert "<code>jira:issue_created</code> DEMO-1 " in webhooks
+    assert ": verified for http://127.0.0.1:" in webhooks
+    record = await fetch_record(f"{control}/record")
+    [call] = record["rest_calls"]
+    assert (call["method"], call["path"], call["status"]) == (
+        "GET",
+        "/jira/rest/api/2/issue/DEMO-1",
+        200,
+    )
+    assert (call["auth"], call["app_key"]) == ("jwt", "connect-devloop-demo")
+
+
 async def test_demo_installs_reinstalls_on_edit_and_cleans_up(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -61,6 +95,7 @@ async def test_demo_installs_reinstalls_on_edit_and_cleans_up(tmp_path: Path) ->
         # The sample add-on verified the RS256 install signature and answered 204.
         assert record["installs"][0]["signed"] == "RS256"
         assert record["installs"][0]["callback_status"] == 204
+        await check_all_three_directions(record_url.removesuffix("/record"))
 
         document = json.loads(descriptor.read_text())
         document["name"] = "edited by the test"

@@ -82,6 +82,7 @@ class PagesApp:
         app.router.add_get("/atlassian-connect.json", self._descriptor)
         app.router.add_post("/app/installed", self._installed)
         app.router.add_get("/app/{path:.*}", self._page)
+        app.router.add_post("/app/{path:.*}", self._page)
         return app
 
     async def _descriptor(self, request: web.Request) -> web.Response:
@@ -98,7 +99,7 @@ class PagesApp:
             try:
                 claims = jwt.decode_hs256(token, self.shared_secret)
                 canonical = jwt.canonical_request_from_url(
-                    "GET", str(request.rel_url), self.origin + "/app"
+                    request.method, str(request.rel_url), self.origin + "/app"
                 )
                 jwt.check_qsh(claims, canonical, allow_context_qsh=True)
                 verdict = "verified" if claims["qsh"] != jwt.CONTEXT_QSH else "context token"
@@ -627,6 +628,56 @@ async def test_the_pages_ask_the_site_for_tokens_and_iframes_as_the_signed_in_us
             host.base_url + "/rest/connect-dev/1/context", data="app=x"
         ) as refused:
             assert refused.status == 415
+
+
+async def test_the_issue_page_fires_each_declared_webhook_on_demand(bridge: Path) -> None:
+    modules = {
+        "webhooks": [
+            {"event": "jira:issue_created", "url": "/hook?issue={issue.key}"},
+            {"event": "jira:issue_updated", "url": "/hook"},
+        ]
+    }
+    async with site_with_app(modules) as (host, app), browsing(host) as browser:
+        page = await browser.get("/browse/DEMO-2")
+        side = page.html.split('<aside class="cd-issue-side">')[1]
+        for event in ("jira:issue_created", "jira:issue_updated"):
+            assert f'data-cd-fire="{event}" data-cd-app="{APP}" data-cd-issue="DEMO-2"' in side
+        assert 'id="cd-webhook-deliveries"' in side
+
+        status, answer = await browser.post_json(
+            "/rest/connect-dev/1/webhooks/fire",
+            {"event": "jira:issue_created", "issue": "DEMO-2", "app": APP},
+        )
+        assert status == 200, answer
+        [delivery] = answer["deliveries"]
+        assert delivery["event"] == "jira:issue_created"
+        assert delivery["url"] == f"{app.origin}/app/hook?issue=DEMO-2"
+        assert delivery["status"] == 200
+        assert answer["skipped"] == []
+        # The app got it, signed for its URL; the site's record has it as fired.
+        assert app.requests[-1]["path"] == "/app/hook"
+        assert app.requests[-1]["verdict"] == "verified"
+        assert [(d.event, d.trigger) for d in host.record.webhooks] == [
+            ("jira:issue_created", "fire")
+        ]
+
+        for body, expected in [
+            ({"event": "jira:issue_created", "issue": "NOPE-9"}, 404),
+            ({"event": "confluence:page_created"}, 400),
+            ({"event": 3}, 400),
+        ]:
+            assert (await browser.post_json("/rest/connect-dev/1/webhooks/fire", body))[0] == (
+                expected
+            )
+    async with run_host() as bare, browsing(bare) as stranger:
+        # Not signed in (no page opened): nothing is sent.
+        status, answer = await stranger.post_json(
+            "/rest/connect-dev/1/webhooks/fire", {"event": "jira:issue_created"}
+        )
+        assert (status, answer) == (
+            401,
+            {"error": "not signed in: open one of the site's pages first"},
+        )
 
 
 # --- Confluence macros ------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from connect_devloop.events import (
     AddonRestarting,
     AddonStarted,
     AddonStatus,
+    ConfigChanged,
+    ConfigInvalid,
+    ConfigReloaded,
     Deregistered,
     DeregistrationFailed,
     DescriptorInvalid,
@@ -33,6 +36,7 @@ from connect_devloop.events import (
     Registering,
     RegistrationFailed,
     RequestServed,
+    RestCall,
     Stopped,
     TunnelClosed,
     TunnelOpened,
@@ -43,6 +47,22 @@ from connect_devloop.render import JsonLinesRenderer, TextRenderer, format_event
 TS = 1_700_000_000.25  # 2023-11-14 22:13:20.250 UTC; .25 is exact in binary
 CLOCK = "22:13:20.250"
 HINT_INDENT = " " * 13  # under the text after "HH:MM:SS.mmm "
+REFUSED_CALL = RestCall(
+    ts=TS,
+    host="demo-jira",
+    method="GET",
+    path="/jira/rest/api/2/issue/DEMO-1",
+    status=401,
+    accepted=False,
+    reason="qsh mismatch",
+    qsh_expected="e3b0",
+    qsh_received="9f86",
+    canonical_request="GET&/rest/api/2/issue/DEMO-1&",
+    app_canonical_request="GET&/jira/rest/api/2/issue/DEMO-1&",
+    explanation="The app's qsh includes the context path.",
+    app_key="my-addon",
+    auth="jwt",
+)
 PROBLEMS = [
     {
         "path": "$.key",
@@ -252,6 +272,64 @@ TEXT_LINES: list[tuple[Event, str]] = [
         f"error       boom\n{HINT_INDENT}hint: It restarts in 0.5 s.",
     ),
     (Stopped(ts=TS), "stopped"),
+    (
+        ConfigInvalid(
+            ts=TS,
+            file="/p/connect-dev.toml",
+            line=7,
+            key="hosts.passwrd",
+            message="unknown key",
+            hint="did you mean 'password'?",
+        ),
+        "config      INVALID, the running config stays: /p/connect-dev.toml:7: hosts.passwrd: "
+        f"unknown key\n{HINT_INDENT}hint: did you mean 'password'?",
+    ),
+    (
+        ConfigChanged(ts=TS, applied=["hosts[jira].url"], needs_restart=["proxy.port"]),
+        "config      applied hosts[jira].url; RESTART NEEDED for proxy.port",
+    ),
+    (ConfigChanged(ts=TS), "config      back to the settings up started with"),
+    (
+        ConfigReloaded(ts=TS, added=["c"], removed=["a"], changed=["b"]),
+        "config      reloaded: added c; removed a; changed b",
+    ),
+    (ConfigReloaded(ts=TS), "config      reloaded: no host changed"),
+    (
+        REFUSED_CALL,
+        "[demo-jira]  REST GET /jira/rest/api/2/issue/DEMO-1 by my-addon: 401 REFUSED "
+        f"(qsh mismatch)\n{HINT_INDENT}why: The app's qsh includes the context path."
+        f"\n{HINT_INDENT}site hashed: GET&/rest/api/2/issue/DEMO-1&"
+        f"\n{HINT_INDENT}qsh expected: e3b0\n{HINT_INDENT}qsh received: 9f86"
+        f"\n{HINT_INDENT}app hashed:  GET&/jira/rest/api/2/issue/DEMO-1&",
+    ),
+    (
+        RestCall(
+            ts=TS,
+            host="demo-jira",
+            method="GET",
+            path="/jira/rest/api/2/myself",
+            status=403,
+            accepted=False,
+            reason="missing scope",
+            explanation="The route needs WRITE; the app declares READ.",
+            auth="session",
+        ),
+        "[demo-jira]  REST GET /jira/rest/api/2/myself: 403 REFUSED (missing scope)"
+        f"\n{HINT_INDENT}why: The route needs WRITE; the app declares READ.",
+    ),
+    (
+        RestCall(
+            ts=TS,
+            host="demo-jira",
+            method="GET",
+            path="/jira/rest/api/2/issue/DEMO-1",
+            status=200,
+            accepted=True,
+            reason="accepted",
+            app_key="my-addon",
+        ),
+        "[demo-jira]  REST GET /jira/rest/api/2/issue/DEMO-1 by my-addon: 200 accepted",
+    ),
     (Warning(ts=TS, message="inline password"), "warning     inline password"),
     (
         Warning(ts=TS, message="inline password", hint="Use password_env."),
@@ -362,6 +440,25 @@ def test_unknown_event_falls_back_to_its_dict() -> None:
 # Per DESIGN.md "Events": the fields each event must carry (more may be added).
 JSON_EVENTS: list[tuple[Event, dict[str, Any]]] = [
     (
+        ConfigInvalid(ts=TS, file="c.toml", line=3, key="proxy.port", message="bad"),
+        {
+            "event": "config_invalid",
+            "file": "c.toml",
+            "message": "bad",
+            "line": 3,
+            "key": "proxy.port",
+            "hint": None,
+        },
+    ),
+    (
+        ConfigChanged(ts=TS, applied=[], needs_restart=["tunnel.provider"]),
+        {"event": "config_changed", "applied": [], "needs_restart": ["tunnel.provider"]},
+    ),
+    (
+        ConfigReloaded(ts=TS, added=["c"], removed=[], changed=["b"]),
+        {"event": "config_reloaded", "added": ["c"], "removed": [], "changed": ["b"]},
+    ),
+    (
         DescriptorLoaded(ts=TS, key="my-addon", digest="3f2a9c1b7d0e"),
         {"event": "descriptor_loaded", "key": "my-addon", "digest": "3f2a9c1b7d0e"},
     ),
@@ -460,6 +557,22 @@ JSON_EVENTS: list[tuple[Event, dict[str, Any]]] = [
     (
         Error(ts=TS, message="m", hint="h", task="t"),
         {"event": "error", "message": "m", "hint": "h", "task": "t"},
+    ),
+    (
+        REFUSED_CALL,
+        {
+            "event": "rest_call",
+            "host": "demo-jira",
+            "method": "GET",
+            "path": "/jira/rest/api/2/issue/DEMO-1",
+            "status": 401,
+            "accepted": False,
+            "reason": "qsh mismatch",
+            "qsh_expected": "e3b0",
+            "qsh_received": "9f86",
+            "canonical_request": "GET&/rest/api/2/issue/DEMO-1&",
+            "app_canonical_request": "GET&/jira/rest/api/2/issue/DEMO-1&",
+        },
     ),
     (Stopped(ts=TS), {"event": "stopped"}),
     (Warning(ts=TS, message="m"), {"event": "warning", "message": "m"}),

@@ -9,6 +9,8 @@ from functools import reduce as fold
 import pytest
 
 from connect_devloop.events import (
+    ConfigChanged,
+    ConfigReloaded,
     Deregistered,
     DeregistrationFailed,
     DescriptorInvalid,
@@ -349,3 +351,14 @@ def test_descriptor_errors_are_copied_into_the_state() -> None:
     state = reduce(State(), DescriptorInvalid(ts=TS, errors=errors))
     errors.append({"path": "$.x"})
     assert len(state.descriptor_errors) == 1
+
+
+def test_config_reloads_follow_the_hosts_and_what_needs_a_restart() -> None:
+    state = State.initial(["one", "two"])
+    state = reduce(state, ConfigChanged(applied=[], needs_restart=["proxy.port"]))
+    assert state.restart_needed == ("proxy.port",)
+    state = reduce(state, ConfigReloaded(added=["three"], removed=["one"], changed=["two"]))
+    assert list(state.hosts) == ["two", "three"]
+    assert state.hosts["three"] == HostStatus(name="three")
+    state = reduce(state, ConfigChanged(applied=[], needs_restart=[]))
+    assert state.restart_needed == ()

@@ -4,10 +4,12 @@ and its panels fed with synthetic events, without any server."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 from textual.pilot import Pilot
 
 from connect_devloop.cli import wants_dashboard
@@ -36,7 +38,9 @@ from connect_devloop.tui.format import (
     truncate,
     verdict_label,
 )
+from connect_devloop.tui.header import header_line
 from connect_devloop.tui.hosts import COLUMNS, HostsTable
+from connect_devloop.tui.layout import CELL_PADDING, elide_middle, fit_columns
 from connect_devloop.tui.model import (
     Teardown,
     TeardownStep,
@@ -46,6 +50,7 @@ from connect_devloop.tui.model import (
     track_tenants,
 )
 from connect_devloop.tui.request_detail import request_renderable
+from connect_devloop.tui.requests import COLUMNS as REQUEST_COLUMNS
 from connect_devloop.tui.requests import MAX_ROWS, RequestTable
 from connect_devloop.tui.tunnel import describe
 
@@ -288,9 +293,84 @@ def test_removing_a_renamed_add_ons_old_key_leaves_the_host_installed() -> None:
 # --- panels fed with events ---------------------------------------------------------------------
 
 
-def test_the_hosts_table_fits_120_columns() -> None:
-    # Cells have one column of padding each side; the panel has a border each side.
-    assert sum(width + 2 for _, _, width in COLUMNS) + 2 == 120
+def test_columns_are_sized_to_their_content_and_the_fill_column_takes_the_rest() -> None:
+    content = {"host": 10, "product": 10, "url": 22, "state": 11, "revision": 7, "took": 6}
+    layout = dict(fit_columns(COLUMNS, content | {"enabled": 7, "tenant": 36}, 118))
+    assert layout == {
+        "host": 10,
+        "product": 10,
+        "url": 22,
+        "state": 11,
+        "revision": 7,
+        "took": 6,
+        "enabled": 7,
+        "tenant": 10,  # its maximum: the first digits identify a tenant
+        "reason": 17,
+    }
+    # Cells have one column of padding each side.
+    assert sum(width + CELL_PADDING for width in layout.values()) == 118
+
+
+def test_on_a_narrow_terminal_the_least_useful_columns_go_first() -> None:
+    content = {"host": 10, "product": 4, "url": 22, "state": 11, "revision": 7, "took": 5}
+    assert [key for key, _ in fit_columns(COLUMNS, content, 78)] == [
+        "host",
+        "product",
+        "url",
+        "state",
+        "revision",
+        "reason",
+    ]
+    assert [key for key, _ in fit_columns(COLUMNS, content, 40)] == ["host", "state", "reason"]
+    # A host's name and its state are never dropped nor cut: the table is.
+    assert fit_columns(COLUMNS, {"host": 30}, 10) == (("host", 30), ("state", 5))
+
+
+def test_the_request_table_keeps_status_and_jwt_and_gives_up_the_latency_first() -> None:
+    content = {"time": 8, "method": 7, "status": 6, "took": 8, "jwt": 14}
+    wide = dict(fit_columns(REQUEST_COLUMNS, content, 116))
+    assert list(wide) == ["time", "method", "path", "status", "took", "jwt"]
+    assert wide["path"] == 116 - 12 - (8 + 7 + 6 + 8 + 14)
+    narrow = dict(fit_columns(REQUEST_COLUMNS, content, 76))
+    assert list(narrow) == ["time", "method", "path", "status", "jwt"]
+    tiny = dict(fit_columns(REQUEST_COLUMNS, content, 60))
+    assert list(tiny) == ["path", "status", "jwt"]
+
+
+def test_a_long_path_keeps_its_file_name_and_loses_its_middle() -> None:
+    path = "/home/dev/work/acme/src/main/resources/atlassian-connect.json"
+    assert elide_middle(path, 80) == path
+    assert elide_middle(path, 40) == "/home/de…esources/atlassian-connect.json"
+    assert len(elide_middle(path, 40)) == 40
+    assert elide_middle(path, 24) == "…/atlassian-connect.json"
+    assert elide_middle(path, 10) == "atlassian-connect.json"  # the name, even when too wide
+    assert elide_middle("atlassian-connect.json", 10) == "atlassian-connect.json"
+
+
+def test_the_header_gives_up_words_before_the_validity_and_the_phase() -> None:
+    state = State(hosts={}, key="my-addon", digest="3f2a9c1b7d0e", descriptor_valid=True)
+    path = "/home/dev/work/acme/issue-tracker/src/main/resources/atlassian-connect.json"
+    phase = Text("● ready · waiting: 1/2 hosts installed")
+    short = Text("● 1/2 installed")
+
+    def line(width: int, state: State = state) -> str:
+        left, right = header_line(state, path, phase, short, width)
+        return f"{left.plain}  {right.plain}"
+
+    assert line(200) == (
+        f"connect-dev  my-addon  {path}  digest 3f2a9c1b7d0e  ✔ valid  "
+        "● ready · waiting: 1/2 hosts installed"
+    )
+    assert line(118) == (
+        "connect-dev  my-addon  /home/dev/work/acm…src/main/resources/atlassian-connect.json"
+        "  3f2a9c1  ✔ valid  ● 1/2 installed"
+    )
+    assert line(78) == (
+        "my-addon  /home/dev…resources/atlassian-connect.json  ✔ valid  ● 1/2 installed"
+    )
+    restart = replace(state, restart_needed=("proxy.port",))
+    assert line(78, restart).endswith("✔ valid  ⟳ restart needed  ● 1/2 installed")
+    assert "⟳ restart needed (proxy.port)" in line(240, restart)
 
 
 async def test_the_tenant_column_shows_the_client_key_once_the_installed_callback_arrived() -> None:

@@ -219,6 +219,46 @@ def invalid() -> list[Event]:
     ]
 
 
+# Any terminal (issue 12): one day of work, replayed at the three sizes a terminal has most often.
+LONG_PATH_CONFIG = replace(
+    CONFIG,
+    path=PROJECT / "connect-dev.toml",
+    descriptor_path=Path(
+        "/home/dev/work/acme-corporation/issue-tracker-integration/"
+        "src/main/resources/atlassian-connect.json"
+    ),
+    hosts=(
+        HostConfig("dev-jira", "https://acme-dev.atlassian.net", "jira", "me@acme.com"),
+        HostConfig("local-jira", "http://localhost:2990/jira", "jira", "admin"),
+    ),
+)
+
+
+def busy_day() -> list[Event]:
+    """Two hosts, one failed with a hint; 30 requests with every kind of JWT verdict."""
+    hosts = {host.name for host in LONG_PATH_CONFIG.hosts}
+    events = [
+        event
+        for event in startup(failing="local-jira")
+        if getattr(event, "host", None) in hosts | {None}
+    ]
+    served = [event for event in requests() if isinstance(event, RequestServed)]
+    expired = {"verified": False, "verdict": "expired", "reason": "the token expired 4 s ago"}
+    for n in range(30):
+        template = served[n % len(served)]
+        jwt = expired if n % 7 == 3 else template.jwt
+        events.append(replace(template, jwt=jwt, ts=T0 + 13 + n))
+    return events
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_busy_day_at_every_terminal_size(
+    snap_compare: SnapCompare, size: tuple[int, int]
+) -> None:
+    app = DashboardApp(LONG_PATH_CONFIG, daemon=None, events=busy_day())
+    assert snap_compare(app, terminal_size=size)
+
+
 def scene(*events: Event) -> DashboardApp:
     return DashboardApp(CONFIG, daemon=None, events=events)
 
@@ -281,3 +321,32 @@ def test_a_forge_host_mid_deploy_shows_the_step_and_its_time(snap_compare: SnapC
     events = sorted([*upm_hosts, *forge], key=lambda event: event.ts)
     app = DashboardApp(FORGE_CONFIG, daemon=None, events=events, clock=lambda: T0 + 48.7)
     assert snap_compare(app, terminal_size=SIZE)
+
+
+def screen_text(app: DashboardApp) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_at_80x24_the_dashboard_keeps_what_matters() -> None:
+    app = DashboardApp(LONG_PATH_CONFIG, daemon=None, events=busy_day())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        assert len(lines) == 24
+        assert all(len(line) == 80 for line in lines)
+        header, footer, screen = lines[0], lines[-1], "\n".join(lines)
+        assert "✔ valid" in header
+        assert "● 1/2 installed" in header
+        assert "/home/dev…resources/atlassian-connect.json" in header
+        assert " q Quit" in footer
+        assert "Status" in screen
+        assert "JWT" in screen
+        assert "✖ qsh mismatch" in screen
+        hosts = {line.split()[1]: line for line in lines if "-jira " in line}
+        assert "✔ installed" in hosts["dev-jira"]
+        assert "startup" in hosts["dev-jira"]
+        assert "✖ failed" in hosts["local-jira"]
+        assert "hint: Local SDK hosts" in screen
+        # The keys left out of the footer still work.
+        await pilot.press("l")
+        assert app.focused is app.query_one("#log")

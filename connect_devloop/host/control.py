@@ -34,6 +34,19 @@ def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
     async def record(request: web.Request) -> web.Response:
         if (refusal := refuse_remote(request)) is not None:
             return refusal
+        if "rest_calls_since" in request.query:
+            # What `up` polls once a second: only the REST calls it has not seen yet.
+            try:
+                since = int(request.query["rest_calls_since"])
+            except ValueError:
+                return _bad_request('"rest_calls_since" must be a whole number')
+            calls = host.record.rest_calls
+            return web.json_response(
+                {
+                    "rest_calls": [dataclasses.asdict(c) for c in calls[max(since, 0) :]],
+                    "rest_calls_total": len(calls),
+                }
+            )
         return web.json_response(host.record.to_dict())
 
     async def faults(request: web.Request) -> web.Response:

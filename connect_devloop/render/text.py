@@ -17,6 +17,9 @@ from ..events import (
     AddonRestarting,
     AddonStarted,
     AddonStatus,
+    ConfigChanged,
+    ConfigInvalid,
+    ConfigReloaded,
     Deregistered,
     DeregistrationFailed,
     DescriptorInvalid,
@@ -32,6 +35,7 @@ from ..events import (
     Registering,
     RegistrationFailed,
     RequestServed,
+    RestCall,
     Stopped,
     TunnelClosed,
     TunnelOpened,
@@ -131,6 +135,8 @@ def format_event(event: Event, *, stop: str = STOP_TEXT) -> str:
             return line
         case RequestServed():
             return _request_line(event)
+        case RestCall():
+            return _rest_call_line(event)
         case Deregistered(host=host, key=key, reason=reason, was_installed=was_installed):
             why = "" if reason == "shutdown" else f" ({reason.replace('_', ' ')})"
             if not was_installed:
@@ -177,6 +183,27 @@ def format_event(event: Event, *, stop: str = STOP_TEXT) -> str:
             return f"addon       restarting: {detail or reason.replace('_', ' ')}"
         case AddonExited():
             return _addon_exit_line(event)
+        case ConfigInvalid(file=file, line=line, key=key, message=message, hint=hint):
+            where = f"{file}:{line}" if line is not None else file
+            about = f" {key}:" if key else ""
+            return (
+                f"config      INVALID, the running config stays: {where}:{about} {message}"
+                f"{_hint(hint)}"
+            )
+        case ConfigChanged(applied=applied, needs_restart=needs_restart):
+            parts = []
+            if applied:
+                parts.append("applied " + ", ".join(applied))
+            if needs_restart:
+                parts.append("RESTART NEEDED for " + ", ".join(needs_restart))
+            return "config      " + ("; ".join(parts) or "back to the settings up started with")
+        case ConfigReloaded(added=added, removed=removed, changed=changed):
+            parts = [
+                f"{label} {', '.join(names)}"
+                for label, names in (("added", added), ("removed", removed), ("changed", changed))
+                if names
+            ]
+            return "config      reloaded: " + ("; ".join(parts) or "no host changed")
         case Error(message=message, hint=hint):
             return f"error       {message}{_hint(hint)}"
         case Stopped():
@@ -192,6 +219,28 @@ _ADDON_START_REASONS = {
     "tunnel_changed": " for the new public URL",
     "crashed": " again after its crash",
 }
+
+
+def _rest_call_line(event: RestCall) -> str:
+    """One line for an accepted call; for a refused one, what the app was answered, why, and
+    for a qsh mismatch the site's canonical request and both qsh, one under the other."""
+    who = f" by {event.app_key}" if event.app_key else ""
+    line = f"[{event.host}]  REST {event.method} {event.path}{who}: {event.status}"
+    if event.accepted:
+        return line + " accepted"
+    line += f" REFUSED ({event.reason})"
+    indent = "\n             "
+    if event.explanation:
+        line += f"{indent}why: {event.explanation}"
+    if event.reason == "qsh mismatch" or (
+        event.qsh_received is not None and event.qsh_received != event.qsh_expected
+    ):
+        line += f"{indent}site hashed: {event.canonical_request}"
+        line += f"{indent}qsh expected: {event.qsh_expected}"
+        line += f"{indent}qsh received: {event.qsh_received}"
+        if event.app_canonical_request:
+            line += f"{indent}app hashed:  {event.app_canonical_request}"
+    return line
 
 
 def addon_exit_status(event: AddonExited) -> str:

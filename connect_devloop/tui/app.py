@@ -31,16 +31,17 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 
 from ..cli import EXIT_FAILURE, EXIT_FORCED
 from ..config import Config
 from ..events import AddonOutput, Event, EventBus, RequestServed
-from ..render.text import TextRenderer
+from ..render.text import STOP_DASHBOARD, TextRenderer
 from ..state import HostState, State, reduce
 from .addon_output import AddonOutputPanel
 from .daemon_thread import ThreadedDaemon
 from .event_log import EventLog
+from .footer import DashboardFooter
 from .format import SPINNER
 from .header import DescriptorHeader
 from .host_detail import HostDetail
@@ -87,6 +88,10 @@ class DashboardApp(App[None]):
     TITLE = "connect-dev"
     ENABLE_COMMAND_PALETTE = False
     AUTO_FOCUS = "#requests"
+    # Below 100 columns the footer keeps its essential keys (footer.py); below 30 rows the
+    # panels under the hosts give up height so that the requests keep a few rows.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     CSS = """
     #hosts-box {
         height: auto;
@@ -96,6 +101,18 @@ class DashboardApp(App[None]):
     #hosts-box:focus-within {
         border: round $accent;
     }
+    Screen.-narrow DashboardFooter FooterKey.-optional {
+        display: none;
+    }
+    Screen.-short #host-problems {
+        max-height: 5;
+    }
+    Screen.-short #log {
+        min-height: 5;
+    }
+    Screen.-short #requests {
+        min-height: 6;
+    }
     """
     BINDINGS = [
         Binding("r", "reinstall_all", "Re-install all"),
@@ -104,7 +121,7 @@ class DashboardApp(App[None]):
         Binding("c", "copy_url", "Copy URL"),
         Binding("v", "validate", "Validate"),
         Binding("l", "focus_log", "Log"),
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", tooltip=STOP_DASHBOARD),
         Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
     ]
 
@@ -162,7 +179,7 @@ class DashboardApp(App[None]):
         yield EventLog(id="log")
         yield AddonOutputPanel(id="addon-output")
         yield RequestTable(id="requests")
-        yield Footer()
+        yield DashboardFooter()
 
     def on_mount(self) -> None:
         self.query_one("#hosts-box").border_title = "Hosts"
@@ -239,7 +256,7 @@ class DashboardApp(App[None]):
 
     def _render(self, batch: Sequence[Event]) -> None:
         state = self.state
-        self.query_one(DescriptorHeader).show(state, self._phase())
+        self.query_one(DescriptorHeader).show(state, self._phase(), self._phase(short=True))
         self.query_one(TunnelBar).show(state)
         self.query_one(ValidationPanel).show(state)
         self.query_one(HostsTable).show(state, self.tenants, self._frame, self._clock())
@@ -273,7 +290,8 @@ class DashboardApp(App[None]):
         self._frame += 1
         self._render(())
 
-    def _phase(self) -> Text:
+    def _phase(self, *, short: bool = False) -> Text:
+        """``short``: in fewer words, for a narrow terminal."""
         spinner = SPINNER[self._frame % len(SPINNER)]
         if self.state.stopped:
             return Text("stopped", "dim")
@@ -284,9 +302,13 @@ class DashboardApp(App[None]):
         hosts = self.state.hosts.values()
         installed = sum(1 for host in hosts if host.state == HostState.INSTALLED)
         if installed < len(hosts):
+            if short:
+                return Text(f"● {installed}/{len(hosts)} installed", "yellow")
             return Text(f"● ready · waiting: {installed}/{len(hosts)} hosts installed", "yellow")
         if self.state.addon.answering is False:
-            return Text("● ready · add-on not answering", "yellow")
+            return Text(
+                "● add-on not answering" if short else "● ready · add-on not answering", "yellow"
+            )
         return Text("● ready", "green")
 
     # --- the daemon ---------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
@@ -19,19 +21,31 @@ from ..events import RequestServed
 from ..redact import mask_path
 from ..state import MAX_RECENT_REQUESTS
 from .format import clock, latency, truncate, verdict_label
+from .layout import ESSENTIAL, Column, fit_columns
 
-__all__ = ["MAX_ROWS", "RequestTable"]
+__all__ = ["COLUMNS", "MAX_ROWS", "RequestTable"]
 
 MAX_ROWS = MAX_RECENT_REQUESTS
-PATH_WIDTH = 55
 # Rows to drop at once above which the table is rebuilt rather than trimmed row by row.
 _REBUILD_AFTER = MAX_ROWS // 4
 JWT_WIDTH = 22
+# The path takes what the others leave; on a narrow terminal the latency goes first, then the
+# time: the status and the JWT verdict always stay.
+COLUMNS = (
+    Column("time", "Time", keep=50),
+    Column("method", "Method", keep=70),
+    Column("path", "Path", keep=ESSENTIAL, fill=True, minimum=30),
+    Column("status", "Status", keep=ESSENTIAL),
+    Column("took", "Took", keep=30),
+    Column("jwt", "JWT", keep=ESSENTIAL, maximum=JWT_WIDTH),
+)
+_CONTENT = {"time": 8, "method": 7, "status": 6, "took": 8}  # what these columns hold at most
 
 
 class RequestTable(DataTable[Text]):
     DEFAULT_CSS = """
     RequestTable {
+        overflow-x: hidden;  /* the columns are fitted to the width */
         height: 1fr;
         border: round $panel-lighten-2;
         border-title-color: $text-muted;
@@ -47,17 +61,43 @@ class RequestTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row")
         self.border_title = "Requests"
         self._requests: dict[int, RequestServed] = {}
+        self._layout: dict[str, int] = {}
+        self._verdict_width = 0  # the widest JWT verdict seen: the column is as wide
 
     def on_mount(self) -> None:
-        for key, label, width in (
-            ("time", "Time", 8),
-            ("method", "Method", 7),
-            ("path", "Path", PATH_WIDTH),
-            ("status", "Status", 6),
-            ("took", "Took", 8),
-            ("jwt", "JWT", JWT_WIDTH),
-        ):
-            self.add_column(label, width=width, key=key)
+        self._relayout()
+
+    def on_resize(self, _: events.Resize) -> None:
+        self._relayout()
+
+    def _relayout(self) -> bool:
+        """Columns for the width the table has now; the rows are redrawn only when they change.
+        True when they did."""
+        # Before the first layout the table has no size yet: assume a 120-column terminal.
+        available = self.scrollable_content_region.width or 116
+        content = {**_CONTENT, "jwt": self._verdict_width}
+        layout = dict(fit_columns(COLUMNS, content, available))
+        if layout == self._layout:
+            return False
+        selected = self._cursor_key()
+        following = not self.has_focus or self.cursor_row >= self.row_count - 1
+        self.clear(columns=True)
+        self._layout = layout
+        labels = {column.key: column.label for column in COLUMNS}
+        for key, width in layout.items():
+            self.add_column(labels[key], width=width, key=key)
+        for number, request in self._requests.items():
+            self.add_row(*_cells(request, layout), key=str(number))
+        self._clear_caches()
+        if following and self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+        elif selected is not None and int(selected) in self._requests:
+            self.move_cursor(row=self.get_row_index(selected), animate=False)
+        return True
+
+    @property
+    def shown_columns(self) -> tuple[str, ...]:
+        return tuple(self._layout)
 
     def request_at_cursor(self) -> RequestServed | None:
         if self.row_count == 0:
@@ -72,6 +112,10 @@ class RequestTable(DataTable[Text]):
         following = not self.has_focus or self.cursor_row >= self.row_count - 1
         selected = None if following else self._cursor_key()
         requests = requests[-MAX_ROWS:]
+        widest = max(cell_len(verdict_label(request.jwt)) for request in requests)
+        if widest > self._verdict_width:
+            self._verdict_width = widest
+            self._relayout()
         numbered = list(enumerate(requests, start=last_number - len(requests) + 1))
         excess = len(self._requests) + len(numbered) - MAX_ROWS
         if excess > _REBUILD_AFTER:
@@ -84,7 +128,7 @@ class RequestTable(DataTable[Text]):
             numbered = kept
         for number, request in numbered:
             self._requests[number] = request
-            self.add_row(*_cells(request), key=str(number))
+            self.add_row(*_cells(request, self._layout), key=str(number))
         excess = len(self._requests) - MAX_ROWS
         if excess > 0:
             for number in list(self._requests)[:excess]:  # dicts keep insertion order
@@ -106,17 +150,19 @@ class RequestTable(DataTable[Text]):
         return self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
 
 
-def _cells(request: RequestServed) -> tuple[Text, ...]:
+def _cells(request: RequestServed, widths: dict[str, int]) -> list[Text]:
+    """The cells of the columns in ``widths``, each cut to its width."""
     verdict = request.jwt
     jwt_style = "" if verdict is None else "green" if verdict.get("verified") is True else "red"
-    return (
-        Text(clock(request.ts), "dim"),
-        Text(request.method),
-        Text(truncate(mask_path(request.path), PATH_WIDTH)),
-        Text(str(request.status), _status_style(request.status)),
-        Text(latency(request.duration_ms), justify="right"),
-        Text(truncate(verdict_label(verdict), JWT_WIDTH), jwt_style),
-    )
+    cells = {
+        "time": Text(clock(request.ts), "dim"),
+        "method": Text(request.method),
+        "path": Text(truncate(mask_path(request.path), widths.get("path", 0))),
+        "status": Text(str(request.status), _status_style(request.status)),
+        "took": Text(latency(request.duration_ms), justify="right"),
+        "jwt": Text(truncate(verdict_label(verdict), widths.get("jwt", 0)), jwt_style),
+    }
+    return [cells[key] for key in widths]
 
 
 def _status_style(status: int) -> str:

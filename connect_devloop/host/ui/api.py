@@ -5,7 +5,10 @@
   what ``AP.context.getContext()`` and ``getToken()`` answer;
 - ``POST /iframe`` ``{"app", "module", "context"}`` → ``{"url", "key", "name", "type",
   "options", "dialog"}``: a module's iframe, signed now (dialogs, issue glances and contents,
-  iframes whose JWT expired).
+  iframes whose JWT expired);
+- ``POST /webhooks/fire`` ``{"event", "issue"?, "page"?, "app"?}`` → what
+  ``host.webhooks.fire`` did (``{"event", "deliveries", "skipped", "declared"}``): the issue
+  page's "Fire webhook" buttons.
 
 ``context`` is the page's context variables (``{"issue.key": "DEMO-1", ...}``), as the page
 gave them to the iframe. Tokens and URLs are signed for the account of the site's session
@@ -25,6 +28,7 @@ from aiohttp import web
 
 from ..iframe import context_claim, context_token, iframe_url
 from ..rest_auth import session_user
+from ..webhooks import EntityNotFound
 from .context import with_user
 from .modules import find_module
 from .pages import iframe_options
@@ -117,7 +121,35 @@ def api_routes(host: EmulatedHost, prefix: str) -> list[web.RouteDef]:
             }
         )
 
-    return [web.post(f"{prefix}/context", context), web.post(f"{prefix}/iframe", iframe)]
+    async def fire_webhook(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        if session_user(host, request) is None:
+            return _error(401, NOT_SIGNED_IN)
+        event = body.get("event")
+        given = {name: body.get(name) for name in ("issue", "page", "app")}
+        if (
+            not isinstance(event, str)
+            or not event
+            or any(value is not None and not isinstance(value, str) for value in given.values())
+        ):
+            return _error(400, 'send {"event": str, "issue"?: str, "page"?: str, "app"?: str}')
+        try:
+            result = await host.webhooks.fire(
+                event, issue=given["issue"], page=given["page"], key=given["app"]
+            )
+        except EntityNotFound as exc:
+            return _error(404, str(exc))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return web.json_response(result.to_dict())
+
+    return [
+        web.post(f"{prefix}/context", context),
+        web.post(f"{prefix}/iframe", iframe),
+        web.post(f"{prefix}/webhooks/fire", fire_webhook),
+    ]
 
 
 def _dialog_options(raw: Mapping[str, Any]) -> dict[str, Any]:

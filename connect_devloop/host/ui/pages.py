@@ -334,6 +334,22 @@ class SitePages:
             f"{escape(c.body)}</li>"
             for c in issue.comments
         )
+        fire_buttons = "".join(
+            f'<button type="button" class="cd-button" data-cd-fire="{attr(event)}" '
+            f'data-cd-app="{attr(app_key)}" data-cd-issue="{attr(issue.key)}">'
+            f"Fire <code>{escape(event)}</code> to {escape(app_key)}</button> "
+            for app_key, events in host.webhooks.declared_events().items()
+            if host.installations[app_key].enabled
+            for event in events
+            if event in host.webhooks.events
+        )
+        webhooks = (
+            '<section class="cd-card cd-webhooks"><h3>Webhooks</h3>'
+            f'<p class="cd-muted">Send an event about {escape(issue.key)} now.</p>'
+            f'{fire_buttons}<ul class="cd-list" id="cd-webhook-deliveries"></ul></section>'
+            if fire_buttons
+            else ""
+        )
         apps_menu = (
             '<details class="cd-menu cd-issue-menu"><summary>Apps</summary><ul>'
             + "".join(f"<li>{item}</li>" for item in menu)
@@ -362,6 +378,7 @@ class SitePages:
             + "".join(glances)
             + '<div id="issue-glance"></div>'
             + "".join(right)
+            + webhooks
             + "</aside></div>"
         )
         return frame

@@ -21,6 +21,7 @@
   var $ = window.jQuery;
 
   wireMenus();
+  wireWebhookButtons();
   if (!site.bridge || !host || !$) {
     return; // The page drew plain iframes and says why.
   }
@@ -558,6 +559,49 @@
       created.className = className;
     }
     return created;
+  }
+
+  // The issue page's "Fire webhook" buttons: the site sends the event now and lists what each
+  // delivery answered (no bridge needed).
+  function wireWebhookButtons() {
+    document.addEventListener('click', function (event) {
+      var button = event.target.closest('[data-cd-fire]');
+      if (!button) {
+        return;
+      }
+      var out = document.getElementById('cd-webhook-deliveries');
+      button.disabled = true;
+      fetch(site.api + '/webhooks/fire', {
+        method: 'POST',
+        headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({event: button.dataset.cdFire, issue: button.dataset.cdIssue,
+          app: button.dataset.cdApp}),
+        credentials: 'same-origin'
+      }).then(function (response) {
+        return response.json();
+      }).then(function (answer) {
+        out.textContent = '';
+        if (answer.error) {
+          out.appendChild(element('li')).textContent = answer.error;
+          return;
+        }
+        answer.deliveries.forEach(function (delivery) {
+          out.appendChild(element('li')).textContent = delivery.event + ' \u2192 ' +
+            delivery.url + ': ' + (delivery.status === null ? 'no answer (' + delivery.error +
+            ')' : 'HTTP ' + delivery.status) + ' in ' + Math.round(delivery.duration_ms) + ' ms';
+        });
+        answer.skipped.forEach(function (skipped) {
+          out.appendChild(element('li')).textContent = 'not sent: ' + JSON.stringify(skipped);
+        });
+        if (!answer.deliveries.length && !answer.skipped.length) {
+          out.appendChild(element('li')).textContent = 'No app declares ' + answer.event + '.';
+        }
+      }).catch(function (error) {
+        out.textContent = 'Could not fire: ' + error.message;
+      }).then(function () {
+        button.disabled = false;
+      });
+    });
   }
 
   // Menus (<details>) close when something else is clicked.
