@@ -431,3 +431,23 @@ async def test_screenshots(bridge: Path, tmp_path: Path) -> None:
         await page.screenshot(path=str(directory / "site-manage-apps.png"))
     for name in ("site-issue", "site-dialog", "site-general-page", "site-manage-apps"):
         assert (directory / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.timeout(120)
+async def test_the_fire_button_delivers_a_webhook_the_demo_add_on_verifies(bridge: Path) -> None:
+    """Product → app from the site's UI: the issue page's Fire button sends the declared
+    webhook, the demo add-on verifies its JWT, and the page lists the delivery."""
+    async with demo_site() as host, browser_page() as page:
+        await page.goto(f"{host.base_url}/browse/DEMO-1")
+        await page.click('[data-cd-fire="jira:issue_updated"]')
+        delivered = await page.wait_for_selector("#cd-webhook-deliveries li")
+        text = await delivered.inner_text()
+        assert text.startswith("jira:issue_updated → "), text
+        assert ": HTTP 204 in " in text, text
+        (delivery,) = [d for d in host.record.webhooks if d.event == "jira:issue_updated"]
+        assert delivery.status == 204
+        assert delivery.trigger == "fire"
+        # The add-on lists the verified delivery on its general page.
+        await page.goto(f"{host.base_url}/plugins/servlet/ac/{DEMO}/hello-page")
+        general = await app_frame(page, DEMO, "hello-page")
+        assert "jira:issue_updated" in await general.inner_text("body")
