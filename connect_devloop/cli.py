@@ -7,37 +7,27 @@ quit). Heavy modules (aiohttp, watchfiles, textual) are imported inside the comm
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .daemon import (
+    EXIT_FAILURE,
+    EXIT_FORCED,
+    EXIT_OK,
+    EXIT_USAGE,
+    attach_log,
+    install_signal_handlers,
+    run_until_signalled,
+    wants_dashboard,
+)
 
 if TYPE_CHECKING:
-    import asyncio
-
     from .config import Config
     from .errors import DevloopError
-    from .events import EventBus
-    from .supervisor import Supervisor
 
-__all__ = [
-    "attach_log",
-    "install_signal_handlers",
-    "main",
-    "make_supervisor",
-    "run_until_signalled",
-    "run_up",
-    "version",
-    "wants_dashboard",
-]
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_FORCED = 130
-FORCED_EXIT = "forced exit; run `connect-dev down` to remove what is left."
+__all__ = ["main", "run_up", "version"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,17 +326,17 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(command="demo", run=_cmd_demo)
 
     # init: a commented connect-dev.toml from flags or a few questions.
-    from . import commands_init
+    from .commands import init as init_command
 
-    commands_init.add_parser(commands, _add_verbose)
+    init_command.add_parser(commands, _add_verbose)
 
     # login, logout, token, open: secrets in the keychain and host-signed requests.
-    from .commands_credentials import add_parsers
+    from .commands.credentials import add_parsers
 
     add_parsers(commands, _add_config)
-    from . import commands_forge  # forge convert: manifest.yml from the descriptor
+    from .commands import forge as forge_commands  # forge convert: manifest.yml from the descriptor
 
-    commands_forge.add_parsers(commands, _add_config)
+    forge_commands.add_parsers(commands, _add_config)
     return parser
 
 
@@ -450,132 +440,6 @@ def run_up(config: Config, *, log_format: str | None, no_tui: bool) -> int:
     return eventloop.run(run_until_signalled(config, bus))
 
 
-def wants_dashboard(stream: TextIO, log_format: str | None, no_tui: bool) -> bool:
-    """The dashboard when ``stream`` is a terminal and neither --no-tui nor --log-format says
-    otherwise (a chosen log format means someone reads the lines)."""
-    return not no_tui and log_format is None and stream.isatty()
-
-
-def attach_log(bus: EventBus, stream: TextIO, log_format: str | None, no_tui: bool) -> None:
-    """Log lines for a run without the dashboard (see ``wants_dashboard``)."""
-    from .render import JsonLinesRenderer, TextRenderer
-
-    del no_tui  # the caller chose the log already; kept for callers' signatures
-    # Buffered: a flood of requests costs one write and flush per turn of the event loop, not
-    # per line. Lines still reach the stream within that turn, and render.flush_all() writes
-    # what is held whenever the run ends (see run_until_signalled, install_signal_handlers).
-    if log_format == "json":
-        bus.subscribe(JsonLinesRenderer(stream, buffered=True))
-    else:
-        bus.subscribe(TextRenderer(stream, buffered=True))
-
-
-def make_supervisor(config: Config, bus: EventBus) -> Supervisor:
-    """The one place `up`, `demo` and the dashboard build the daemon from the config.
-
-    With a terminal on stdin, hosts without a password are asked for one here, before the
-    daemon (and any dashboard) starts.
-    """
-    from .credentials import prepare_password_sources
-    from .inspection import ConnectInspector
-    from .keychain import ngrok_authtoken_lookup
-    from .ledger import Ledger, ensure_state_dir
-    from .supervisor import Supervisor
-
-    # Before any prompt, server or screen: a state directory connect-dev cannot write, or a
-    # damaged ledger, stops the command with one line instead of failing every install later.
-    ensure_state_dir(config.ledger_path.parent, probe=True)
-    Ledger(config.ledger_path).entries()
-
-    supervisor: Supervisor | None = None
-
-    def served_descriptor() -> bytes | None:
-        # The descriptor as the proxy serves it now: its baseUrl and lifecycle paths.
-        proxy = supervisor.proxy if supervisor is not None else None
-        return proxy.descriptor if proxy is not None else None
-
-    supervisor = Supervisor(
-        config,
-        bus,
-        password_sources=prepare_password_sources(config.hosts),
-        inspector=ConnectInspector.for_config(config, bus.emit, served_descriptor),
-        ngrok_authtoken_lookup=ngrok_authtoken_lookup,
-    )
-    return supervisor
-
-
-async def run_until_signalled(
-    config: Config,
-    bus: EventBus,
-    *,
-    forced: str = FORCED_EXIT,
-    before_forced_exit: Callable[[], None] | None = None,
-) -> int:
-    """Run the daemon until SIGINT or SIGTERM (see ``install_signal_handlers`` for
-    ``forced`` and ``before_forced_exit``)."""
-    import asyncio
-
-    from .render import flush_all
-
-    stop = asyncio.Event()
-    install_signal_handlers(stop, forced=forced, before_forced_exit=before_forced_exit)
-    try:
-        return await make_supervisor(config, bus).run(stop)
-    finally:
-        # The last lines (teardown, `stopped`, or those before a crash) are out before the
-        # loop closes and before any traceback on stderr.
-        flush_all()
-
-
-def install_signal_handlers(
-    stop: asyncio.Event,
-    *,
-    prefix: str = "connect-dev",
-    doing: str = "uninstalling (press Ctrl-C again to quit at once)",
-    forced: str = FORCED_EXIT,
-    before_forced_exit: Callable[[], None] | None = None,
-) -> None:
-    """First SIGINT/SIGTERM: graceful teardown. Second: exit at once; for `up`, the ledger
-    keeps what is left for `connect-dev down`. ``before_forced_exit`` runs just before that
-    exit, which skips every ``finally`` (the demo removes its temporary directory there); it
-    must not raise.
-
-    Explicit handlers rather than KeyboardInterrupt: a command started in the background of a
-    non-interactive shell inherits SIGINT ignored, and Python then raises nothing for it.
-    ``add_signal_handler`` replaces an inherited SIG_IGN, so such a process still stops.
-    """
-    import asyncio
-    import signal
-
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        # Act first, tell after: with a closed pipe (`up | head`) the message cannot be
-        # written, and that must never keep a signal from stopping us.
-        if stop.is_set():
-            if before_forced_exit is not None:
-                before_forced_exit()
-            _say(f"{prefix}: {forced}")
-            os._exit(EXIT_FORCED)
-        stop.set()
-        _say(f"{prefix}: {signal.Signals(signum).name}: {doing}")
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
-
-
-def _say(message: str) -> None:
-    """A line on stderr that may fail (closed pipe) without consequence. The log lines held
-    in buffers go first: every line emitted before it is out, even before an ``os._exit``."""
-    from .render import flush_all
-
-    flush_all()  # never raises: a closed pipe only ends the log
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
-    with contextlib.suppress(OSError, ValueError):
-        print(message, file=sys.stderr, flush=True)
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -613,7 +477,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import descriptor
-    from .commands_forge import manifest_to_validate, validate_manifest_file
+    from .commands.forge import manifest_to_validate, validate_manifest_file
     from .config import CONFIG_FILE_NAME, find_config, load_config
     from .errors import DescriptorError
 

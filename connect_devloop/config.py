@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from .credentials import Secret
 from .errors import ConfigError
 from .files import InputFileError, NotUtf8Error, decode_utf8, describe_missing, read_input_file
+from .secret import Secret
 
 __all__ = [
     "CONFIG_FILE_NAME",

@@ -1,7 +1,6 @@
-"""Secrets and where a host's password comes from.
+"""Where a host's password comes from.
 
-``Secret`` wraps a password, API token or shared secret so that printing, logging, ``repr`` or an
-f-string can never show it; only ``reveal()`` does, at the one place that builds a request.
+The password itself travels as a ``Secret`` (``secret.py``, re-exported here).
 
 Each place a password may come from is a ``PasswordSource``; ``up`` tries, in order, the
 environment variable named by ``password_env``, the OS keychain (``connect-dev login``), and an
@@ -25,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from .errors import CredentialsError
+from .secret import Secret
 
 if TYPE_CHECKING:
     from .config import HostConfig
@@ -43,33 +43,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class Secret:
-    """A string that shows as ``***`` everywhere except through ``reveal()``."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
 
 
 class PasswordSource(Protocol):

@@ -34,10 +34,10 @@ import aiohttp
 
 from . import jwt
 from .config import is_loopback_url
-from .credentials import Secret
 from .errors import DevloopError
 from .events import Event, Lifecycle, Warning
 from .keychain import BACKEND_HINT, KeychainUnavailableError
+from .secret import Secret
 from .tenants import Tenant, TenantStore
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ import logging
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from .credentials import Secret
 from .errors import CredentialsError
+from .secret import Secret
 
 __all__ = [
     "BACKEND_HINT",

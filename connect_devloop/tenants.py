@@ -25,7 +25,6 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .credentials import Secret
 from .errors import DevloopError
 from .keychain import Keychain, KeychainError, SystemKeychain, tenant_account
 from .ledger import (
@@ -35,6 +34,7 @@ from .ledger import (
     json_type,
     read_state_json,
 )
+from .secret import Secret
 
 __all__ = ["SECRETS_FILE_NAME", "TENANTS_FILE_NAME", "Tenant", "TenantError", "TenantStore"]
 

@@ -17,8 +17,8 @@ from connect_devloop.config import (
     load_config,
     parse_config,
 )
-from connect_devloop.credentials import Secret
 from connect_devloop.errors import ConfigError, DevloopError
+from connect_devloop.secret import Secret
 
 TOP_KEYS = "descriptor, addon, proxy, tunnel, forge, hosts"
 HOST_KEYS = "name, url, product, username, password_env, password, keys_url, registrar, site"

@@ -247,7 +247,7 @@ def test_open_says_when_no_browser_could_be_started(
     browser: Callable[[str], bool],
     why: str,
 ) -> None:
-    from connect_devloop import commands_credentials
+    from connect_devloop.commands import credentials as commands_credentials
 
     tenant = SimpleNamespace(addon_base_url="https://addon.example", client_key="ck")
     monkeypatch.setattr(commands_credentials, "_sign", lambda *a, **k: (tenant, "t.o.k"))

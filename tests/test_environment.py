@@ -43,7 +43,7 @@ DAMAGED_LEDGER_HINT = (
 AS_NOBODY = f"""
 import os, sys
 import asyncio, encodings.utf_8_sig, fcntl, json, tempfile
-import connect_devloop.cli, connect_devloop.commands_credentials, connect_devloop.config
+import connect_devloop.cli, connect_devloop.commands.credentials, connect_devloop.config
 import connect_devloop.inspection, connect_devloop.render, connect_devloop.supervisor
 os.setgroups([])
 os.setgid({NOBODY})

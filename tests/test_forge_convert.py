@@ -1,4 +1,4 @@
-"""`connect-dev forge convert` (connect_devloop/forge/convert.py, commands_forge.py).
+"""`connect-dev forge convert` (connect_devloop/forge/convert.py, commands/forge.py).
 
 The converter's manifests for a corpus of descriptors (Jira and Confluence, every module type
 the installed @forge/manifest accepts, every lifecycle hook, webhooks, every scope,

@@ -17,7 +17,6 @@ from keyring.backends import fail
 from keyring.errors import KeyringLocked
 
 from connect_devloop import cli
-from connect_devloop.credentials import Secret
 from connect_devloop.errors import CredentialsError, DevloopError, ForgeLoginError
 from connect_devloop.forge.login import (
     FORGE_API_TOKEN_ACCOUNT,
@@ -34,6 +33,7 @@ from connect_devloop.keychain import (
     MemoryKeychain,
     SystemKeychain,
 )
+from connect_devloop.secret import Secret
 
 from .keyrings import REPO_ROOT, MemoryKeyring, subprocess_keyring_env
 from .test_keychain import RaisingKeyring, read_until

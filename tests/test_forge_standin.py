@@ -23,12 +23,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connect_devloop.credentials import Secret
 from connect_devloop.demo.addon import ADDON, SampleAddon, create_app
 from connect_devloop.forge.standin_argv import ArgvError, parse_argv
 from connect_devloop.forge.standin_text import LABEL, Text
 from connect_devloop.host import EmulatedHost, run_host
 from connect_devloop.host.install import DESCRIPTOR_INSTALLS_REFUSED, NOT_FROM_MARKETPLACE
+from connect_devloop.secret import Secret
 from connect_devloop.upm import UpmClient
 from connect_devloop.upm.explain import DescriptorInstallsRefusedError
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from connect_devloop.commands_init import Answers, example_text, render_config
+from connect_devloop.commands.init import Answers, example_text, render_config
 from connect_devloop.config import _SCHEMA, load_config
 
 from .e2e import CONNECT_DEV

@@ -2,7 +2,7 @@
 remembered, and a verdict with its own exact sentence for every way a Connect JWT goes wrong.
 
 The first half drives ``ConnectInspector`` with crafted requests and a fixed clock; the second
-runs the real daemon (``cli.make_supervisor``) against emulated hosts and an add-on server.
+runs the real daemon (``daemon.make_supervisor``) against emulated hosts and an add-on server.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from yarl import URL
 
 from connect_devloop import cli, jwt
 from connect_devloop.config import HostConfig, load_config
-from connect_devloop.credentials import Secret
+from connect_devloop.daemon import make_supervisor
 from connect_devloop.events import EventBus, Lifecycle, RequestServed
 from connect_devloop.host import SigningKey, run_host
 from connect_devloop.inspection import PRODUCTION_KEYS_URL, ConnectInspector, KeyFetchError
 from connect_devloop.keychain import MemoryKeychain
 from connect_devloop.proxy import AddonAnswer, ProxiedRequest
 from connect_devloop.render import format_event
+from connect_devloop.secret import Secret
 from connect_devloop.tenants import Tenant, TenantStore
 
 from .conftest import EventLog, descriptor_text, eventually
@@ -835,7 +836,7 @@ async def daemon(config: Path) -> AsyncIterator[tuple[Any, EventLog]]:
     events = EventLog()
     bus = EventBus()
     bus.subscribe(events)
-    supervisor = cli.make_supervisor(load_config(config), bus)
+    supervisor = make_supervisor(load_config(config), bus)
     stop = asyncio.Event()
     task = asyncio.create_task(supervisor.run(stop))
     try:

@@ -158,14 +158,14 @@ def test_a_forced_exit_writes_every_line_emitted_before_it() -> None:
     stderr it says how many it emitted, so the test knows what must be on stdout."""
     script = """
 import asyncio, os, signal, sys
-from connect_devloop import cli
+from connect_devloop import daemon
 from connect_devloop.events import EventBus, Warning
 
 async def main():
     bus = EventBus()
-    cli.attach_log(bus, sys.stdout, "json", True)
+    daemon.attach_log(bus, sys.stdout, "json", True)
     stop = asyncio.Event()
-    cli.install_signal_handlers(stop)
+    daemon.install_signal_handlers(stop)
     stop.set()  # already tearing down: the next signal is the second one
     os.kill(os.getpid(), signal.SIGINT)
     for turn in range(10):

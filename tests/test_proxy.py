@@ -290,8 +290,8 @@ async def test_a_request_the_inspector_does_not_want_starts_no_inspection(
 def test_the_inspector_is_shown_the_authorization_header_it_would_read() -> None:
     from multidict import CIMultiDict
 
-    from connect_devloop.proxy import _authorization
-    from connect_devloop.proxy_http import parse_request_head
+    from connect_devloop.proxy.http1 import parse_request_head
+    from connect_devloop.proxy.server import _authorization
 
     for fields in (
         "\r\nauthorization: Basic eA==\r\nAuthorization: JWT second",

@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connect_devloop import proxy_relay
 from connect_devloop.proxy import Proxy
-from connect_devloop.proxy_http import (
+from connect_devloop.proxy import relay as proxy_relay
+from connect_devloop.proxy.http1 import (
     ChunkedScanner,
     HttpError,
     parse_request_head,

@@ -11,8 +11,8 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from connect_devloop.credentials import Secret
 from connect_devloop.keychain import MemoryKeychain, SystemKeychain
+from connect_devloop.secret import Secret
 from connect_devloop.tenants import Tenant, TenantError, TenantStore
 
 from .keyrings import MemoryKeyring, memory_keyring

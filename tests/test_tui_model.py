@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
 
-from connect_devloop.cli import wants_dashboard
 from connect_devloop.config import Config, HostConfig
+from connect_devloop.daemon import wants_dashboard
 from connect_devloop.events import (
     Deregistered,
     DeregistrationFailed,

@@ -22,7 +22,6 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from connect_devloop.credentials import Secret
 from connect_devloop.errors import (
     AuthenticationError,
     DevModeOffError,
@@ -31,6 +30,7 @@ from connect_devloop.errors import (
     UploadsDisabledError,
     UpmError,
 )
+from connect_devloop.secret import Secret
 from connect_devloop.upm import (
     REMOTE_INSTALL_TYPE,
     URI_INSTALL_TYPE,

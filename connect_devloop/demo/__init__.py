@@ -184,7 +184,7 @@ def _sigterm_as_sigint() -> Iterator[None]:
 async def _demo(
     directory: Path, log_format: str | None, no_tui: bool, *, forge: bool, temporary: bool
 ) -> int:
-    from .. import cli
+    from .. import daemon
     from ..events import EventBus
     from ..host import run_host
     from ..host.forge import forge_site
@@ -214,17 +214,17 @@ async def _demo(
                 "EMULATION; Forge's state: "
                 f"{host.origin}/_emulator/forge)",
             )
-        if cli.wants_dashboard(sys.stdout, log_format, no_tui):
+        if daemon.wants_dashboard(sys.stdout, log_format, no_tui):
             from ..tui import run_dashboard
 
             return await run_dashboard(config, notes=(*intro, f"{EDIT_NOTE} {STOP_DASHBOARD}."))
         bus = EventBus()
-        cli.attach_log(bus, sys.stdout, log_format, no_tui)
+        daemon.attach_log(bus, sys.stdout, log_format, no_tui)
         # With JSON lines on stdout, where things are goes to stderr: stdout stays JSON.
         banner = sys.stderr if log_format == "json" else sys.stdout
         for line in (*intro, f"{EDIT_NOTE} {STOP_TEXT}."):
             print(line, file=banner, flush=True)
-        return await cli.run_until_signalled(
+        return await daemon.run_until_signalled(
             config,
             bus,
             # The host and the add-on end with this process: nothing is left for `down`.

@@ -20,9 +20,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..credentials import Secret
 from ..errors import ForgeLoginError
 from ..keychain import Keychain, KeychainError, SystemKeychain
+from ..secret import Secret
 
 __all__ = [
     "FORGE_API_TOKEN_ACCOUNT",

@@ -14,18 +14,18 @@ from aiohttp import web
 
 from .install import InstallFailure, reinstall, set_enabled
 from .record import CallbackRecord
-from .settings import REINSTALL_SECRETS
+from .settings import DEFAULT_FAILURE_MESSAGE, REINSTALL_SECRETS
 from .webhooks import EntityNotFound
 
 if TYPE_CHECKING:
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = ["control_routes", "json_object", "refuse_remote"]
 
 logger = logging.getLogger(__name__)
 
 
-def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
+def control_routes(host: Host) -> list[web.RouteDef]:
     async def info(request: web.Request) -> web.Response:
         if (refusal := refuse_remote(request)) is not None:
             return refusal
@@ -62,7 +62,7 @@ def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
             host.fail_next(
                 body["fail_next"],
                 body.get("fail_status", 500),
-                body.get("fail_message", host.DEFAULT_FAILURE_MESSAGE),
+                body.get("fail_message", DEFAULT_FAILURE_MESSAGE),
             )
         if "install_delay_ms" in body:
             host.set_install_delay(body["install_delay_ms"])
@@ -127,7 +127,7 @@ def control_routes(host: EmulatedHost) -> list[web.RouteDef]:
     ]
 
 
-def _app_routes(host: EmulatedHost) -> list[web.RouteDef]:
+def _app_routes(host: Host) -> list[web.RouteDef]:
     """``/_emulator/apps/{key}/...``: what Cloud or a site admin does to an installed app, on
     demand. Each answers the app's ``key`` and ``enabled`` and the ``callbacks`` it sent."""
 
@@ -193,7 +193,7 @@ def _app_routes(host: EmulatedHost) -> list[web.RouteDef]:
     ]
 
 
-def _webhook_routes(host: EmulatedHost) -> list[web.RouteDef]:
+def _webhook_routes(host: Host) -> list[web.RouteDef]:
     """``/_emulator/webhooks``: the deliveries and what each app declares (GET); fire one
     event now (POST ``.../fire`` ``{"event", "issue"?, "page"?, "key"?}``), answered with
     the deliveries it made once they have ended (webhooks.py)."""

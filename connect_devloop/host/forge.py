@@ -39,7 +39,7 @@ from .install import InstallFailure, install_document, remove_installation
 from .record import FailedInstall
 
 if TYPE_CHECKING:
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = ["ForgeState", "forge_routes", "forge_site"]
 
@@ -212,12 +212,12 @@ class ForgeError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def forge_site(host: EmulatedHost) -> str:
+def forge_site(host: Host) -> str:
     """The site name ``forge install --site`` takes for this host: its ``host:port``."""
     return urlsplit(host.origin).netloc
 
 
-def forge_routes(host: EmulatedHost) -> list[web.RouteDef]:
+def forge_routes(host: Host) -> list[web.RouteDef]:
     """The routes under ``/_emulator/forge``: loopback clients only, as the control API."""
     state = host.forge
 
@@ -377,7 +377,7 @@ def forge_routes(host: EmulatedHost) -> list[web.RouteDef]:
 
 
 async def _install_version(
-    host: EmulatedHost,
+    host: Host,
     env: ForgeEnvironment,
     version: ForgeVersion,
     site: str,
@@ -423,7 +423,7 @@ async def _install_version(
     return installation
 
 
-async def _roll_out(host: EmulatedHost, env: ForgeEnvironment, version: ForgeVersion) -> None:
+async def _roll_out(host: Host, env: ForgeEnvironment, version: ForgeVersion) -> None:
     """A minor version reaches its major's installations without an admin: their Connect
     descriptor changes in place (the emulator's choice: with no callback). One whose modules
     Cloud would refuse stays where it is, outdated."""
@@ -458,7 +458,7 @@ def _check_registered(app_id: str) -> None:
         raise ForgeError(404, "APP_NOT_FOUND", f"No app found with id {app_id!r}.")
 
 
-def _check_site(host: EmulatedHost, site: str, product: str | None) -> None:
+def _check_site(host: Host, site: str, product: str | None) -> None:
     if site != forge_site(host):
         raise ForgeError(404, "INVALID_SITE", f"{site} is not an Atlassian site.")
     if product is not None and product != host.settings.product:

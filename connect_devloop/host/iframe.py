@@ -22,7 +22,7 @@ from .. import jwt
 from .lifecycle import EMULATED_ACCOUNT_ID, SERVER_VERSIONS, Installation, addon_url
 
 if TYPE_CHECKING:
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = [
     "STANDARD_PARAMS",
@@ -58,7 +58,7 @@ def uses_context_qsh(descriptor: Mapping[str, Any]) -> bool:
 
 
 def standard_params(
-    host: EmulatedHost, installation: Installation, module_key: str
+    host: Host, installation: Installation, module_key: str
 ) -> list[tuple[str, str]]:
     """``xdm_e`` (the site's origin), ``xdm_c`` (the channel), ``cp`` (the context path),
     ``lic`` and ``cv`` (the Connect version)."""
@@ -97,7 +97,7 @@ def context_claim(product: str, variables: Mapping[str, str]) -> dict[str, Any]:
 
 
 def iframe_url(
-    host: EmulatedHost,
+    host: Host,
     installation: Installation,
     module_key: str,
     url: str,
@@ -138,7 +138,7 @@ def iframe_url(
 
 
 def signed_request(
-    host: EmulatedHost,
+    host: Host,
     installation: Installation,
     url: str,
     variables: Mapping[str, str],
@@ -165,7 +165,7 @@ def signed_request(
 
 
 def context_token(
-    host: EmulatedHost,
+    host: Host,
     installation: Installation,
     variables: Mapping[str, str],
     *,

@@ -20,7 +20,7 @@ from .lifecycle import Installation, callback_accepted, send_lifecycle
 from .record import CallbackRecord, FailedInstall, InstallRecord, UninstallRecord
 
 if TYPE_CHECKING:
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = [
     "BAD_RESPONSE",
@@ -90,7 +90,7 @@ class InstallFailure(Exception):
         self.callbacks: list[CallbackRecord] = []
 
 
-async def run_install(host: EmulatedHost, task: InstallTask) -> None:
+async def run_install(host: Host, task: InstallTask) -> None:
     """Run ``task`` to ``complete`` or ``failed``; never raises but for cancellation."""
     try:
         await _install(host, task)
@@ -101,7 +101,7 @@ async def run_install(host: EmulatedHost, task: InstallTask) -> None:
         _fail(host, task, InstallFailure(UNEXPECTED_ERROR, f"Unexpected error: {exc}"))
 
 
-async def _install(host: EmulatedHost, task: InstallTask) -> None:
+async def _install(host: Host, task: InstallTask) -> None:
     half_delay = host.settings.install_delay_ms / 2000
     task.state = "downloading"
     await asyncio.sleep(half_delay)
@@ -119,7 +119,7 @@ async def _install(host: EmulatedHost, task: InstallTask) -> None:
 
 
 async def install_document(
-    host: EmulatedHost,
+    host: Host,
     document: dict[str, Any],
     text: str,
     *,
@@ -148,9 +148,7 @@ async def install_document(
         )
 
 
-async def reinstall(
-    host: EmulatedHost, key: str, *, reinstall_secret: str = "new"
-) -> list[CallbackRecord]:
+async def reinstall(host: Host, key: str, *, reinstall_secret: str = "new") -> list[CallbackRecord]:
     """Install the installed add-on ``key`` again from the descriptor it has, as Cloud does on an
     upgrade or a secret rotation: the ``installed`` callback (with a new ``sharedSecret`` unless
     ``reinstall_secret="keep"``), then ``enabled`` if it is enabled. Returns the callbacks sent.
@@ -191,7 +189,7 @@ async def reinstall(
         return host.record.callbacks[first:]
 
 
-async def set_enabled(host: EmulatedHost, key: str, enabled: bool) -> list[CallbackRecord]:
+async def set_enabled(host: Host, key: str, enabled: bool) -> list[CallbackRecord]:
     """Enable or disable the installed add-on ``key``, as an admin does in Manage apps, and send
     its ``enabled`` or ``disabled`` callback if the state changes. Returns the callbacks sent (none
     when the state does not change or the descriptor declares no such callback); a callback's
@@ -211,7 +209,7 @@ async def set_enabled(host: EmulatedHost, key: str, enabled: bool) -> list[Callb
 
 
 async def _install_locked(
-    host: EmulatedHost,
+    host: Host,
     document: dict[str, Any],
     text: str,
     *,
@@ -279,7 +277,7 @@ async def _install_locked(
     return installation
 
 
-async def remove_installation(host: EmulatedHost, installation: Installation) -> None:
+async def remove_installation(host: Host, installation: Installation) -> None:
     """Uninstall an installed add-on: its ``uninstalled`` callback (a failure is only logged, as
     on a real site), then it is gone and recorded. The caller holds ``host.install_lock``.
 
@@ -306,7 +304,7 @@ async def remove_installation(host: EmulatedHost, installation: Installation) ->
     logger.info("uninstalled %s", installation.key)
 
 
-async def _fetch_descriptor(host: EmulatedHost, plugin_uri: str) -> str:
+async def _fetch_descriptor(host: Host, plugin_uri: str) -> str:
     # Cloud fetches only from ports 80, 443 and 8080 on the internet; the emulator fetches from
     # any port, loopback included, because that is where add-ons under test run.
     scheme = urlsplit(plugin_uri).scheme.lower()
@@ -372,7 +370,7 @@ def _parse_descriptor(text: str) -> dict[str, Any]:
     return document
 
 
-def _check_descriptor(host: EmulatedHost, document: dict[str, Any], key: str) -> None:
+def _check_descriptor(host: Host, document: dict[str, Any], key: str) -> None:
     """What the site checks beyond the schema; the order follows what a user would fix first."""
     base_url = str(document["baseUrl"])
     parts = urlsplit(base_url)
@@ -437,7 +435,7 @@ def _callback_failure_message(callback: CallbackRecord) -> str:
     )
 
 
-def _fail(host: EmulatedHost, task: InstallTask, failure: InstallFailure) -> None:
+def _fail(host: Host, task: InstallTask, failure: InstallFailure) -> None:
     task.state = "failed"
     task.sub_code = failure.sub_code
     task.error_message = failure.message

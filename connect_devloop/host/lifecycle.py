@@ -17,7 +17,7 @@ from .. import jwt
 from .record import CallbackRecord, SentRequest
 
 if TYPE_CHECKING:
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = [
     "AddonResponse",
@@ -118,7 +118,7 @@ def addon_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
-def lifecycle_payload(host: EmulatedHost, installation: Installation, event: str) -> dict[str, Any]:
+def lifecycle_payload(host: Host, installation: Installation, event: str) -> dict[str, Any]:
     server_version, plugins_version = SERVER_VERSIONS[
         (host.settings.product, host.settings.flavour)
     ]
@@ -141,7 +141,7 @@ def lifecycle_payload(host: EmulatedHost, installation: Installation, event: str
 
 
 async def send_lifecycle(
-    host: EmulatedHost,
+    host: Host,
     installation: Installation,
     event: str,
     *,
@@ -196,7 +196,7 @@ def callback_accepted(callback: CallbackRecord | None) -> bool:
 
 
 async def send_signed_request(
-    host: EmulatedHost,
+    host: Host,
     installation: Installation,
     path: str,
     *,
@@ -278,7 +278,7 @@ async def send_signed_request(
 
 
 def _lifecycle_token(
-    host: EmulatedHost,
+    host: Host,
     installation: Installation,
     event: str,
     url: str,
@@ -311,7 +311,7 @@ def _lifecycle_token(
 
 
 def _iframe_context_params(
-    host: EmulatedHost, installation: Installation, given: set[str]
+    host: Host, installation: Installation, given: set[str]
 ) -> list[tuple[str, str]]:
     # Hosts add these to every iframe URL, and they count in the qsh; a query that names one
     # itself wins.

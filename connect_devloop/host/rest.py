@@ -46,7 +46,7 @@ from .rest_jql import JqlError, parse_jql
 
 if TYPE_CHECKING:
     from .product import Product
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = ["Call", "Endpoint", "RestError", "error_response", "rest_routes"]
 
@@ -81,7 +81,7 @@ class RestError(Exception):
 class Call:
     """One accepted REST call, as a handler sees it."""
 
-    host: EmulatedHost
+    host: Host
     request: web.Request
     caller: Caller
     version: int  # Jira's REST version: 2 or 3 (1 elsewhere)
@@ -156,7 +156,7 @@ class Endpoint:
     anonymous: bool = False
 
 
-def rest_routes(host: EmulatedHost) -> list[web.RouteDef]:
+def rest_routes(host: Host) -> list[web.RouteDef]:
     """The routes of the site's REST API, for its product, plus the session login."""
     endpoints = jira_endpoints() if host.settings.product == "jira" else confluence_endpoints()
     endpoints += property_endpoints()
@@ -168,9 +168,7 @@ def rest_routes(host: EmulatedHost) -> list[web.RouteDef]:
     return routes + session_routes(host)
 
 
-def _guarded(
-    host: EmulatedHost, endpoint: Endpoint
-) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _guarded(host: Host, endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         outcome = authenticate(host, request)
         if isinstance(outcome, Refusal):
@@ -201,7 +199,7 @@ def _guarded(
 
 
 def _refuse(
-    host: EmulatedHost,
+    host: Host,
     request: web.Request,
     endpoint: Endpoint,
     refusal: Refusal,
@@ -218,7 +216,7 @@ def _refuse(
 
 
 def _record(
-    host: EmulatedHost, request: web.Request, status: int, verdict: Verdict, caller: Caller | None
+    host: Host, request: web.Request, status: int, verdict: Verdict, caller: Caller | None
 ) -> None:
     # The token could be replayed until it expires: the record keeps everything but it.
     query = "&".join(

@@ -55,7 +55,7 @@ from .lifecycle import Installation
 
 if TYPE_CHECKING:
     from .product import User
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = [
     "AP_CLIENT_KEY_HEADER",
@@ -200,7 +200,7 @@ class Sessions:
         self._users.clear()
 
 
-def start_session(host: EmulatedHost, response: web.StreamResponse, username: str) -> str:
+def start_session(host: Host, response: web.StreamResponse, username: str) -> str:
     """Log ``username`` (a site account) in: a new session, its cookie set on ``response``.
     Returns the cookie's value. For the site's own pages (a login form)."""
     if host.product.user_by_name(username) is None:
@@ -214,13 +214,13 @@ def _set_session_cookie(response: web.StreamResponse, token: str) -> None:
     response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="Lax")
 
 
-def session_user(host: EmulatedHost, request: web.Request) -> User | None:
+def session_user(host: Host, request: web.Request) -> User | None:
     """The account whose session cookie ``request`` carries, if any."""
     username = host.sessions.user(request.cookies.get(SESSION_COOKIE))
     return host.product.user_by_name(username) if username else None
 
 
-def session_routes(host: EmulatedHost) -> list[web.RouteDef]:
+def session_routes(host: Host) -> list[web.RouteDef]:
     """``<base>/rest/auth/1/session``: log in (``POST {"username", "password"}``), who am I
     (``GET``), log out (``DELETE``), with Jira Server's bodies. Cloud dropped this API for
     API tokens; the emulated site keeps it so that a browser can get a session (the emulator's
@@ -275,7 +275,7 @@ def session_routes(host: EmulatedHost) -> list[web.RouteDef]:
 # --- authentication ---------------------------------------------------------------------------
 
 
-def authenticate(host: EmulatedHost, request: web.Request) -> Caller | Refusal:
+def authenticate(host: Host, request: web.Request) -> Caller | Refusal:
     """The caller of a REST request, or why the site refuses it. Anonymous callers come back as
     a ``Caller`` without a user: whether that is enough is the route's business."""
     token = jwt.token_from_request(request.headers.get("Authorization"), request.query)
@@ -308,7 +308,7 @@ def authenticate(host: EmulatedHost, request: web.Request) -> Caller | Refusal:
     return Caller(auth="none", user=None, verdict=Verdict(accepted=True, reason="accepted"))
 
 
-def _session_caller(host: EmulatedHost, request: web.Request, user: User) -> Caller:
+def _session_caller(host: Host, request: web.Request, user: User) -> Caller:
     app_key = request.headers.get(AP_CLIENT_KEY_HEADER)
     installation = host.installations.get(app_key) if app_key else None
     # As Connect's AddonKeyExtractor: a key that names no installed app is no app at all.
@@ -322,7 +322,7 @@ def _session_caller(host: EmulatedHost, request: web.Request, user: User) -> Cal
     )
 
 
-def _authenticate_app(host: EmulatedHost, request: web.Request, token: str) -> Caller | Refusal:
+def _authenticate_app(host: Host, request: web.Request, token: str) -> Caller | Refusal:
     method = request.method.upper()
     path = request.rel_url.raw_path
     query = request.rel_url.raw_query_string
@@ -462,7 +462,7 @@ def _check_times(claims: dict[str, Any], now: float) -> tuple[str, str, str] | N
     return None
 
 
-def _unknown_issuer(host: EmulatedHost, issuer: object) -> str:
+def _unknown_issuer(host: Host, issuer: object) -> str:
     if not isinstance(issuer, str):
         return "The token has no iss claim; an app puts its app key there."
     if issuer == host.client_key:
@@ -498,7 +498,7 @@ def scope_granted(declared: Iterable[str], required: str) -> bool:
 
 
 def check_scope(
-    host: EmulatedHost, caller: Caller, request: web.Request, required: str | None
+    host: Host, caller: Caller, request: web.Request, required: str | None
 ) -> Refusal | None:
     """The 403 for an app call outside the app's scopes; ``None`` when it may go on (user calls
     and routes without a scope always may)."""
@@ -599,7 +599,7 @@ def _candidates(
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _known_account(host: EmulatedHost, username: str, password: str) -> bool:
+def _known_account(host: Host, username: str, password: str) -> bool:
     for accounts in (host.settings.users, host.settings.non_admins):
         expected = accounts.get(username)
         if expected is not None and hmac.compare_digest(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["REINSTALL_SECRETS", "HostSettings", "normalise_context_path"]
+__all__ = ["DEFAULT_FAILURE_MESSAGE", "REINSTALL_SECRETS", "HostSettings", "normalise_context_path"]
 
 PRODUCTS = ("jira", "confluence")
 FLAVOURS = ("cloud", "server")
 # What a re-install in place carries: "new" (Cloud now: every install event issues a new
 # sharedSecret) or "keep" (older Connect: an upgrade keeps the secret).
 REINSTALL_SECRETS = ("new", "keep")
+# What the UPM REST calls failed by `fail_next` say when no message was given.
+DEFAULT_FAILURE_MESSAGE = "Emulated failure (fail_next)"
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .product import Product
 from .record import HostRecord
 from .rest import rest_routes
 from .rest_auth import Sessions
-from .settings import REINSTALL_SECRETS, HostSettings
+from .settings import DEFAULT_FAILURE_MESSAGE, REINSTALL_SECRETS, HostSettings
 from .ui import ui_routes
 from .upm import make_guard, upm_routes
 from .webhooks import WebhookDispatcher
@@ -45,7 +45,7 @@ class EmulatedHost:
     ``reset`` restores it.
     """
 
-    DEFAULT_FAILURE_MESSAGE = "Emulated failure (fail_next)"
+    DEFAULT_FAILURE_MESSAGE = DEFAULT_FAILURE_MESSAGE
 
     def __init__(self, settings: HostSettings) -> None:
         self._initial_settings = dataclasses.replace(settings)

@@ -24,7 +24,7 @@ from .lifecycle import Installation, send_lifecycle
 from .record import InstallPost, UpmCall
 
 if TYPE_CHECKING:
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = ["INSTALL_MEDIA_TYPES", "SYSTEM_PLUGINS", "make_guard", "upm_routes"]
 
@@ -74,7 +74,7 @@ UPM_USER = web.RequestKey("upm_user", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_guard(host: EmulatedHost) -> Middleware:
+def make_guard(host: Host) -> Middleware:
     """Middleware for UPM paths: injected faults, Basic auth, and the ``upm_calls`` record."""
     prefix = f"{host.settings.context_path}/rest/plugins"
 
@@ -114,7 +114,7 @@ def make_guard(host: EmulatedHost) -> Middleware:
     return guard
 
 
-def upm_routes(host: EmulatedHost) -> list[web.RouteDef]:
+def upm_routes(host: Host) -> list[web.RouteDef]:
     root = f"{host.settings.context_path}/rest/plugins/1.0"
 
     async def list_plugins(request: web.Request) -> web.Response:
@@ -200,7 +200,7 @@ def upm_routes(host: EmulatedHost) -> list[web.RouteDef]:
     ]
 
 
-def task_body(host: EmulatedHost, task: InstallTask) -> dict[str, Any]:
+def task_body(host: Host, task: InstallTask) -> dict[str, Any]:
     """The pending-task JSON, shaped like PROTOCOL.md §2's Cloud example."""
     root = f"{host.settings.context_path}/rest/plugins/1.0"
     status: dict[str, Any] = {
@@ -234,7 +234,7 @@ def task_body(host: EmulatedHost, task: InstallTask) -> dict[str, Any]:
     return body
 
 
-async def _install(host: EmulatedHost, request: web.Request) -> web.Response:
+async def _install(host: Host, request: web.Request) -> web.Response:
     content_type = request.content_type
 
     def answer(status: int, body: dict[str, Any], plugin_uri: str | None = None) -> web.Response:
@@ -321,7 +321,7 @@ def _plugin_uri_problem(plugin_uri: object) -> dict[str, Any] | None:
     return None
 
 
-def _settings(host: EmulatedHost) -> list[dict[str, Any]]:
+def _settings(host: Host) -> list[dict[str, Any]]:
     def setting(key: str, value: bool, default: bool) -> dict[str, Any]:
         return {
             "key": key,
@@ -386,7 +386,7 @@ def _system_plugin_json(root: str, key: str) -> dict[str, Any]:
     }
 
 
-def _injected_failure(host: EmulatedHost) -> web.Response | None:
+def _injected_failure(host: Host) -> web.Response | None:
     failure = host.take_injected_failure()
     if failure is None:
         return None
@@ -394,9 +394,7 @@ def _injected_failure(host: EmulatedHost) -> web.Response | None:
     return web.json_response({"errorMessage": message}, status=status)
 
 
-def _authenticate(
-    host: EmulatedHost, request: web.Request
-) -> tuple[str | None, web.Response | None]:
+def _authenticate(host: Host, request: web.Request) -> tuple[str | None, web.Response | None]:
     """``(user, None)`` for an admin, else ``(user or None, the 401/403 answer)``.
 
     ``?os_authType=basic`` needs no handling: it only asks for the Basic auth checked here.
@@ -436,7 +434,7 @@ def _password_matches(users: dict[str, str], user: str, password: str) -> bool:
     )
 
 
-def _record_call(host: EmulatedHost, request: web.Request, status: int, user: str | None) -> None:
+def _record_call(host: Host, request: web.Request, status: int, user: str | None) -> None:
     host.record.add(UpmCall(method=request.method, path=request.path, status=status, user=user))
     logger.debug("%s %s -> %d", request.method, request.path, status)
 

@@ -57,7 +57,7 @@ from .webhook_payloads import (
 )
 
 if TYPE_CHECKING:
-    from .site import EmulatedHost
+    from .types import Host
 
 __all__ = [
     "EntityNotFound",
@@ -208,7 +208,7 @@ class WebhookDispatcher:
     """The site's webhook sender. ``start`` subscribes to the product's changes; ``fire``
     sends one event on demand and returns what was delivered; ``close`` stops the workers."""
 
-    def __init__(self, host: EmulatedHost) -> None:
+    def __init__(self, host: Host) -> None:
         self._host = host
         self._queues: dict[str, asyncio.Queue[_Job]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}

@@ -1,6 +1,6 @@
 """The dashboard: `connect-dev up` as a live Textual app.
 
-The daemon (``cli.make_supervisor``) runs with its own ``stop`` event, on a thread and event loop
+The daemon (``daemon.make_supervisor``) runs with its own ``stop`` event, on a thread and event loop
 of its own (``daemon_thread``), so that no redraw holds up a proxied request. Its events reach the
 panels only through the bus: the subscriber appends each event to an inbox and posts one
 ``EventsPending``; the app folds the whole inbox into ``State`` with the shared reducer and
@@ -33,8 +33,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
-from ..cli import EXIT_FAILURE, EXIT_FORCED
 from ..config import Config
+from ..daemon import EXIT_FAILURE, EXIT_FORCED
 from ..events import AddonOutput, Event, EventBus, RequestServed
 from ..render.text import STOP_DASHBOARD, TextRenderer
 from ..state import HostState, State, reduce
@@ -542,7 +542,7 @@ async def run_dashboard(
     """Run the dashboard until the daemon has torn down; return the exit code. The teardown's
     lines are printed to ``stream`` afterwards, since the screen they were on is gone."""
     if daemon_factory is None:
-        from ..cli import make_supervisor
+        from ..daemon import make_supervisor
 
         daemon_factory = make_supervisor
     out = stream or sys.stdout
@@ -585,7 +585,7 @@ async def _run_app(
     if task is not None and not task.done():
         # The screen closed before the teardown (the dashboard itself failed): tear down
         # anyway, in the text log, so nothing is left installed.
-        from ..cli import install_signal_handlers
+        from ..daemon import install_signal_handlers
 
         bus.subscribe(TextRenderer(out))
         # The screen's signal handlers left with it; without these SIGTERM would kill the

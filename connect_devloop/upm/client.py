@@ -20,8 +20,8 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from ..credentials import Secret
 from ..errors import AuthenticationError, UpmError
+from ..secret import Secret
 from .explain import (
     explain_dev_mode_off,
     explain_failed_task,

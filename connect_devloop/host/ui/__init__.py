@@ -30,7 +30,7 @@ from .layout import API_PATH, MANAGE_APPS_PATH, STATIC_PATH
 from .pages import SitePages
 
 if TYPE_CHECKING:
-    from ..site import EmulatedHost
+    from ..types import Host
 
 __all__ = ["ui_routes"]
 
@@ -44,7 +44,7 @@ def _own(name: str) -> bytes:
     return resources.files(__package__).joinpath("static", name).read_bytes()
 
 
-def ui_routes(host: EmulatedHost, connect_js: ConnectJsSource | None = None) -> list[web.RouteDef]:
+def ui_routes(host: Host, connect_js: ConnectJsSource | None = None) -> list[web.RouteDef]:
     """Every route of the pages; ``connect_js`` is where the bridge comes from (by default
     the user cache, on first use)."""
     source = connect_js or ConnectJsSource()

@@ -34,7 +34,7 @@ from .modules import find_module
 from .pages import iframe_options
 
 if TYPE_CHECKING:
-    from ..site import EmulatedHost
+    from ..types import Host
 
 __all__ = ["api_routes"]
 
@@ -58,7 +58,7 @@ FRAMED_TYPES = frozenset(
 )
 
 
-def api_routes(host: EmulatedHost, prefix: str) -> list[web.RouteDef]:
+def api_routes(host: Host, prefix: str) -> list[web.RouteDef]:
     async def context(request: web.Request) -> web.Response:
         body = await _json_body(request)
         if isinstance(body, web.Response):

@@ -13,7 +13,7 @@ from ..product import ISSUE_TYPES, Issue, Page, Product, User
 from ..rest_auth import session_user, start_session
 
 if TYPE_CHECKING:
-    from ..site import EmulatedHost
+    from ..types import Host
 
 __all__ = [
     "issue_variables",
@@ -30,7 +30,7 @@ _VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$"
 _SIGN_IN: web.RequestKey[str] = web.RequestKey("connect_dev_sign_in", str)
 
 
-def viewer(host: EmulatedHost, request: web.Request) -> User:
+def viewer(host: Host, request: web.Request) -> User:
     """Who looks at the page: the account of the site's session cookie, else the site's first
     admin, whom the page then signs in (the emulator's choice: no login form, as the site is
     a local stand-in; a session from ``POST /rest/auth/1/session`` picks another account)."""
@@ -43,7 +43,7 @@ def viewer(host: EmulatedHost, request: web.Request) -> User:
     return user
 
 
-def sign_in(host: EmulatedHost, request: web.Request, response: web.StreamResponse) -> None:
+def sign_in(host: Host, request: web.Request, response: web.StreamResponse) -> None:
     """Give ``response`` the session cookie ``viewer`` decided the viewer needs, if any: the
     page's ``AP.request`` calls then reach the REST API as that user."""
     username = request.get(_SIGN_IN)

@@ -23,7 +23,7 @@ from .modules import Module, app_modules
 if TYPE_CHECKING:
     from ..lifecycle import Installation
     from ..product import User
-    from ..site import EmulatedHost
+    from ..types import Host
 
 __all__ = [
     "API_PATH",
@@ -52,7 +52,7 @@ def attr(value: str) -> str:
     return escape(value, quote=True)
 
 
-def page_module_path(host: EmulatedHost, app_key: str, module_key: str) -> str:
+def page_module_path(host: Host, app_key: str, module_key: str) -> str:
     """Where a page module lives: ``{cp}/plugins/servlet/ac/{appKey}/{moduleKey}``."""
     return f"{host.settings.context_path}/plugins/servlet/ac/{app_key}/{module_key}"
 
@@ -114,7 +114,7 @@ class Frame:
         return created
 
 
-def needs_bridge(host: EmulatedHost, frame: Frame) -> bool:
+def needs_bridge(host: Host, frame: Frame) -> bool:
     """Whether the page shows an app: an iframe, or something that opens one. Only such pages
     load the bridge (and so only they install it, on first use)."""
     if frame.slots:
@@ -123,7 +123,7 @@ def needs_bridge(host: EmulatedHost, frame: Frame) -> bool:
 
 
 def render(
-    host: EmulatedHost, frame: Frame, bridge: ConnectJsUnavailable | None, *, with_bridge: bool
+    host: Host, frame: Frame, bridge: ConnectJsUnavailable | None, *, with_bridge: bool
 ) -> str:
     """The whole page; with the bridge's scripts if ``with_bridge``, else with ``bridge``, the
     reason it is missing, in a banner (when the page needs it)."""
@@ -189,7 +189,7 @@ def render(
     )
 
 
-def admin_sidebar(host: EmulatedHost, current: str = "") -> str:
+def admin_sidebar(host: Host, current: str = "") -> str:
     """The admin pages' sidebar: Manage apps, then each app's admin pages and admin web items."""
     cp = host.settings.context_path
     links = [(f"{cp}{MANAGE_APPS_PATH}", "Manage apps")]
@@ -211,7 +211,7 @@ def admin_sidebar(host: EmulatedHost, current: str = "") -> str:
     return f'<h2>Apps</h2><ul class="cd-nav">{items}</ul>'
 
 
-def web_item_href(host: EmulatedHost, module: Module, variables: Mapping[str, str]) -> str:
+def web_item_href(host: Host, module: Module, variables: Mapping[str, str]) -> str:
     """Where a web item that opens a page leads (dialog web items are buttons instead)."""
     cp = host.settings.context_path
     url = substitute(module.url, variables)
@@ -232,7 +232,7 @@ def web_item_href(host: EmulatedHost, module: Module, variables: Mapping[str, st
     )
 
 
-def web_item_html(host: EmulatedHost, module: Module, variables: Mapping[str, str]) -> str:
+def web_item_html(host: Host, module: Module, variables: Mapping[str, str]) -> str:
     """A web item in a menu: a link, or a button that opens its dialog."""
     if module.opens_dialog:
         return (
@@ -242,7 +242,7 @@ def web_item_html(host: EmulatedHost, module: Module, variables: Mapping[str, st
     return f'<a href="{attr(web_item_href(host, module, variables))}">{escape(module.name)}</a>'
 
 
-def _top_bar(host: EmulatedHost, user: User) -> str:
+def _top_bar(host: Host, user: User) -> str:
     cp = host.settings.context_path
     product = host.settings.product
     entries: list[str] = []

@@ -24,7 +24,7 @@ from ..lifecycle import USER_AGENT, Installation
 from .modules import Module
 
 if TYPE_CHECKING:
-    from ..site import EmulatedHost
+    from ..types import Host
 
 __all__ = ["MacroUse", "default_parameters", "render_static_macro", "uses_in_body"]
 
@@ -94,7 +94,7 @@ def uses_in_body(body: str, macros: Mapping[str, tuple[Installation, Module]]) -
 
 
 async def render_static_macro(
-    host: EmulatedHost,
+    host: Host,
     installation: Installation,
     module: Module,
     variables: Mapping[str, str],

@@ -40,7 +40,7 @@ from .macros import MacroUse, default_parameters, render_static_macro, uses_in_b
 from .modules import ISSUE_LEFT, ISSUE_RIGHT, PAGE_TYPES, Module, app_modules, find_module
 
 if TYPE_CHECKING:
-    from ..site import EmulatedHost
+    from ..types import Host
 
 __all__ = ["SitePages", "iframe_options"]
 
@@ -71,7 +71,7 @@ def iframe_options(module: Module, variables: Mapping[str, str]) -> dict[str, An
 class SitePages:
     """The pages of one site; ``connect_js`` is where they get the bridge from."""
 
-    def __init__(self, host: EmulatedHost, connect_js: ConnectJsSource) -> None:
+    def __init__(self, host: Host, connect_js: ConnectJsSource) -> None:
         self.host = host
         self.connect_js = connect_js
 

@@ -5,7 +5,7 @@ add-on is an ``UpstreamConnection``. Both are ``asyncio.Protocol`` callbacks rat
 coroutines: a request costs two reads and two writes and no task, no future and no timer, which
 is what lets a Python relay keep up with the add-on (see docs/performance.md).
 
-One request at a time per client connection: its head is parsed (``proxy_http``), answered
+One request at a time per client connection: its head is parsed (``http1``), answered
 locally (``Handler.local_response``: the descriptor) or sent with its body to an add-on
 connection from the idle pool (or a new one), and the add-on's response is parsed just enough
 to know where it ends while its bytes go back to the client. Bytes that arrive after a request
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
-from .proxy_http import (
+from .http1 import (
     MAX_HEAD,
     ChunkedScanner,
     HttpError,

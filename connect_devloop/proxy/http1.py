@@ -1,6 +1,6 @@
 """HTTP/1.1 message heads and body framing for the proxy's byte relay (RFC 9112).
 
-No I/O here: the relay in ``proxy_relay.py`` moves bytes, and this module decides what a head
+No I/O here: the relay in ``relay.py`` moves bytes, and this module decides what a head
 says and where each body ends. That decision is what request smuggling attacks: a front end
 (the tunnel) and a back end (the add-on) that disagree on where a request ends let an attacker
 hide a second request in the first one's body. So requests are parsed strictly and anything

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from .config import Config, HostConfig
-    from .credentials import Secret
-    from .keychain import Keychain
-    from .tenants import Tenant
+    from ..config import Config, HostConfig
+    from ..keychain import Keychain
+    from ..secret import Secret
+    from ..tenants import Tenant
 
 __all__ = ["add_parsers", "run_login", "run_logout", "run_open", "run_token"]
 
@@ -155,7 +155,7 @@ def _add_signing_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_login(args: argparse.Namespace, *, keychain: Keychain | None = None) -> int:
-    from .keychain import NGROK_AUTHTOKEN_ACCOUNT, SystemKeychain, host_account
+    from ..keychain import NGROK_AUTHTOKEN_ACCOUNT, SystemKeychain, host_account
 
     store = keychain if keychain is not None else SystemKeychain()
     if args.ngrok and args.forge:
@@ -208,7 +208,7 @@ def run_login(args: argparse.Namespace, *, keychain: Keychain | None = None) -> 
 
 
 def run_logout(args: argparse.Namespace, *, keychain: Keychain | None = None) -> int:
-    from .keychain import NGROK_AUTHTOKEN_ACCOUNT, SystemKeychain, host_account
+    from ..keychain import NGROK_AUTHTOKEN_ACCOUNT, SystemKeychain, host_account
 
     store = keychain if keychain is not None else SystemKeychain()
     if args.ngrok or args.forge or args.tenants:
@@ -242,15 +242,15 @@ def _login_forge(args: argparse.Namespace, store: Keychain) -> int:
     API token as any other secret (no echo, or ``--password-stdin``), into the keychain."""
     import os
 
-    from .errors import CredentialsError
-    from .forge.login import (
+    from ..errors import CredentialsError
+    from ..forge.login import (
         FORGE_API_TOKEN_ACCOUNT,
         FORGE_API_TOKEN_ENV,
         FORGE_EMAIL_ACCOUNT,
         FORGE_EMAIL_ENV,
         store_forge_login,
     )
-    from .keychain import BACKEND_HINT, KeychainUnavailableError
+    from ..keychain import BACKEND_HINT, KeychainUnavailableError
 
     if args.email is not None:
         email = args.email.strip()
@@ -286,7 +286,7 @@ def _login_forge(args: argparse.Namespace, store: Keychain) -> int:
 
 
 def _read_email(stdin: TextIO) -> str:
-    from .errors import CredentialsError
+    from ..errors import CredentialsError
 
     if not stdin.isatty():
         raise CredentialsError(
@@ -309,8 +309,8 @@ def _looks_like_email(text: str) -> bool:
 
 
 def _logout_forge(store: Keychain) -> None:
-    from .forge.login import remove_forge_login
-    from .keychain import KeychainUnavailableError
+    from ..forge.login import remove_forge_login
+    from ..keychain import KeychainUnavailableError
 
     try:
         removed = remove_forge_login(store)
@@ -322,7 +322,7 @@ def _logout_forge(store: Keychain) -> None:
 
 def _delete(store: Keychain, account: str) -> bool | None:
     """Remove ``account``; ``None`` (said why) when this machine has no keychain at all."""
-    from .keychain import KeychainUnavailableError
+    from ..keychain import KeychainUnavailableError
 
     try:
         return store.delete(account)
@@ -332,7 +332,7 @@ def _delete(store: Keychain, account: str) -> bool | None:
 
 
 def _forget_tenants(config: Config, keychain: Keychain) -> None:
-    from .tenants import TenantStore
+    from ..tenants import TenantStore
 
     removed = TenantStore(config.ledger_path.parent, keychain).forget()
     if not removed:
@@ -345,7 +345,7 @@ def _check_login(host: HostConfig, secret: Secret) -> str | None:
     """Ask the host whether the credentials work; ``None`` when it said no (reported)."""
     import asyncio
 
-    from .errors import AuthenticationError, UpmError
+    from ..errors import AuthenticationError, UpmError
 
     try:
         asyncio.run(_fetch_upm_token(host, secret))
@@ -363,7 +363,7 @@ def _check_login(host: HostConfig, secret: Secret) -> str | None:
 async def _fetch_upm_token(host: HostConfig, secret: Secret) -> None:
     import aiohttp
 
-    from .upm import UpmClient
+    from ..upm import UpmClient
 
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
         client = UpmClient(
@@ -373,7 +373,7 @@ async def _fetch_upm_token(host: HostConfig, secret: Secret) -> None:
 
 
 def _hosts_without_password(config: Config) -> list[HostConfig]:
-    from .credentials import default_sources
+    from ..credentials import default_sources
 
     sources = default_sources()
     return [host for host in _upm_hosts(config) if all(s.lookup(host) is None for s in sources)]
@@ -385,7 +385,7 @@ def _upm_hosts(config: Config) -> list[HostConfig]:
 
 
 def _chosen_hosts(config: Config, wanted: str) -> list[HostConfig]:
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     target = wanted.rstrip("/")
     for host in config.hosts:
@@ -402,8 +402,8 @@ def _chosen_hosts(config: Config, wanted: str) -> list[HostConfig]:
 def _read_secret(prompt: str, from_stdin: bool, stdin: TextIO) -> Secret:
     import getpass
 
-    from .credentials import Secret
-    from .errors import CredentialsError
+    from ..errors import CredentialsError
+    from ..secret import Secret
 
     if from_stdin:
         value = stdin.readline().rstrip("\r\n")
@@ -431,7 +431,7 @@ def run_token(args: argparse.Namespace, *, keychain: Keychain | None = None) -> 
 def run_open(args: argparse.Namespace, *, keychain: Keychain | None = None) -> int:
     from urllib.parse import urlsplit
 
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     path = args.path
     if not urlsplit(path).scheme and not path.startswith("/"):
@@ -479,9 +479,9 @@ def _sign(
 ) -> tuple[Tenant, str]:
     from urllib.parse import urlsplit
 
-    from . import jwt
-    from .errors import ConfigError
-    from .tenants import TenantStore
+    from .. import jwt
+    from ..errors import ConfigError
+    from ..tenants import TenantStore
 
     if not 1 <= args.ttl <= MAX_TTL_S:
         raise ConfigError(f"--ttl {args.ttl}: must be between 1 and {MAX_TTL_S} seconds")
@@ -516,8 +516,8 @@ def _sign(
 
 
 def _descriptor_key(config: Config) -> str | None:
-    from . import descriptor
-    from .errors import DescriptorError
+    from .. import descriptor
+    from ..errors import DescriptorError
 
     try:
         return descriptor.load(config.descriptor_path).key
@@ -529,7 +529,7 @@ def _descriptor_key(config: Config) -> str | None:
 
 
 def _load_config(args: argparse.Namespace) -> Config:
-    from .config import find_config, load_config
+    from ..config import find_config, load_config
 
     return load_config(find_config(args.config))
 

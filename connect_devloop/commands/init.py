@@ -160,7 +160,7 @@ class Answers:
 
     @property
     def host_is_local(self) -> bool:
-        from .config import is_loopback_url
+        from ..config import is_loopback_url
 
         return is_loopback_url(self.host_url)
 
@@ -198,7 +198,7 @@ def run_init(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     stdin = stdin or sys.stdin
     out = out or sys.stdout
@@ -241,7 +241,7 @@ class _Questions:
         self.greeted = False
 
     def __call__(self, question: str, default: str, check: Callable[[str], str | None]) -> str:
-        from .errors import DevloopError
+        from ..errors import DevloopError
 
         if not self.greeted:
             self.greeted = True
@@ -270,7 +270,7 @@ def _gather(args: argparse.Namespace, directory: Path, ask: Ask | None) -> Answe
     """Each answer from its flag, else asked (on a terminal), else its default."""
 
     def answer(flag: str, question: str, default: str, check: Callable[[str], str | None]) -> str:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         given: str | None = getattr(args, flag)
         if given is not None:
@@ -292,7 +292,7 @@ def _gather(args: argparse.Namespace, directory: Path, ask: Ask | None) -> Answe
     base_url = document.get("baseUrl") if document else None
     addon_default = DEFAULT_ADDON_URL
     if isinstance(base_url, str) and _url_problem(base_url) is None:
-        from .config import is_loopback_url
+        from ..config import is_loopback_url
 
         if is_loopback_url(base_url):
             addon_default = base_url.rstrip("/")
@@ -306,7 +306,7 @@ def _gather(args: argparse.Namespace, directory: Path, ask: Ask | None) -> Answe
     host_url = answer(
         "host_url", "Jira or Confluence URL (context path included)", DEFAULT_HOST_URL, _url_problem
     ).rstrip("/")
-    from .config import is_loopback_url
+    from ..config import is_loopback_url
 
     local = is_loopback_url(host_url)
     host_user = answer(
@@ -343,7 +343,7 @@ def _gather(args: argparse.Namespace, directory: Path, ask: Ask | None) -> Answe
             raise _only_with("public-url", "none", tunnel)
         problem = _optional_url_problem(args.public_url)
         if problem is not None:
-            from .errors import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(f"--public-url {args.public_url!r}: {problem}")
         public_url = args.public_url
@@ -444,7 +444,7 @@ def _needed_hint(flag: str) -> str | None:
 
 
 def _only_with(flag: str, tunnel: str, chosen: str) -> Exception:
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     return ConfigError(
         f"--{flag} goes with --tunnel {tunnel}, not {chosen}",
@@ -557,7 +557,7 @@ def _toml_string(value: str) -> str:
 
 
 def _target(explicit: str | None) -> Path:
-    from .config import CONFIG_FILE_NAME
+    from ..config import CONFIG_FILE_NAME
 
     if explicit is None:
         return Path.cwd() / CONFIG_FILE_NAME
@@ -566,7 +566,7 @@ def _target(explicit: str | None) -> Path:
 
 
 def _exists(path: Path) -> Exception:
-    from .errors import DevloopError
+    from ..errors import DevloopError
 
     return DevloopError(
         f"{path} is already there; nothing written",
@@ -576,8 +576,8 @@ def _exists(path: Path) -> Exception:
 
 def _check(text: str, path: Path) -> None:
     """What ``up`` will read: the config's own parser, before anything is written."""
-    from .config import parse_config
-    from .errors import ConfigError
+    from ..config import parse_config
+    from ..errors import ConfigError
 
     try:
         parse_config(text, path)
@@ -592,7 +592,7 @@ def _check(text: str, path: Path) -> None:
 def _write(path: Path, text: str, *, replace: bool) -> None:
     """Write ``text`` to ``path``: a new file (never over one that appeared meanwhile), or with
     ``replace`` in place of the old one at once (a temporary file renamed over it)."""
-    from .errors import DevloopError
+    from ..errors import DevloopError
 
     try:
         if not replace:
@@ -616,7 +616,7 @@ def _write(path: Path, text: str, *, replace: bool) -> None:
 
 def _report(answers: Answers, path: Path) -> list[str]:
     """What was written, and what to run next, in order."""
-    from .config import CONFIG_FILE_NAME
+    from ..config import CONFIG_FILE_NAME
 
     shown = _shown_path(path)
     config = "" if path == Path.cwd() / CONFIG_FILE_NAME else f" --config {shlex.quote(shown)}"

@@ -6,8 +6,8 @@ byte, headers, and bodies streamed both ways (no decompression, no redirect foll
 jar), adding ``X-Forwarded-For/Proto/Host`` so the add-on can rebuild its public URL. Every
 request is reported as a ``request`` event. It never exposes a control endpoint.
 
-The forwarding is a byte relay on asyncio (``proxy_relay.py``, with the HTTP/1.1 parsing and
-framing in ``proxy_http.py``): per request it parses the two heads and copies the bodies,
+The forwarding is a byte relay on asyncio (``relay.py``, with the HTTP/1.1 parsing and
+framing in ``http1.py``): per request it parses the two heads and copies the bodies,
 which costs a fraction of what an HTTP server plus an HTTP client would (docs/performance.md).
 This module is what the rest of connect-dev sees: the descriptor, the inspector, the events.
 """
@@ -24,14 +24,14 @@ from typing import Any, Protocol
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from .descriptor import Revision, render_bytes
-from .errors import DevloopError
-from .events import Event, RequestServed
-from .proxy_http import RequestHead, simple_response
-from .proxy_relay import MAX_INSPECTED_BODY, Relay, Upstream
-from .redact import is_secret_name, mask_path, mask_value
-from .tasks import report_crash
-from .upm.explain import GATEWAY_STATUSES, CallbackRejectedError, explain_addon_unreachable
+from ..descriptor import Revision, render_bytes
+from ..errors import DevloopError
+from ..events import Event, RequestServed
+from ..redact import is_secret_name, mask_path, mask_value
+from ..tasks import report_crash
+from ..upm.explain import GATEWAY_STATUSES, CallbackRejectedError, explain_addon_unreachable
+from .http1 import RequestHead, simple_response
+from .relay import MAX_INSPECTED_BODY, Relay, Upstream
 
 __all__ = [
     "DESCRIPTOR_PATH",
@@ -153,7 +153,7 @@ class Proxy:
             )
         except OSError as exc:
             await self.close()
-            from .errors import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(
                 f"proxy port {self._port} on {self._bind} is not available: {exc.strerror}",
@@ -188,7 +188,7 @@ class Proxy:
     def descriptor(self) -> bytes | None:
         return self._descriptor
 
-    # --- what the relay asks (proxy_relay.Handler) --------------------------------------------
+    # --- what the relay asks (relay.Handler) --------------------------------------------------
 
     def local_response(self, request: RequestHead) -> tuple[int, bytes] | None:
         if request.method not in ("GET", "HEAD"):

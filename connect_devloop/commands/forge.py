@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .forge.convert import Conversion
-    from .forge.manifest import Manifest
+    from ..config import Config
+    from ..forge.convert import Conversion
+    from ..forge.manifest import Manifest
 
 __all__ = [
     "MANIFEST_FILE_NAME",
@@ -94,8 +94,8 @@ def add_parsers(
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from .errors import DescriptorError, DevloopError
-    from .forge.convert import convert_file
+    from ..errors import DescriptorError, DevloopError
+    from ..forge.convert import convert_file
 
     config, descriptor_path = _project(args.descriptor, args.config)
     output = Path(args.output) if args.output else project_manifest(config, descriptor_path)
@@ -128,7 +128,7 @@ def run_convert(args: argparse.Namespace) -> int:
 def _project(descriptor: str | None, config_path: str | None) -> tuple[Config | None, Path]:
     """The descriptor, found as `validate` finds it, and the config when that is where it was
     found (its ``[forge] manifest`` is then the default output)."""
-    from .config import CONFIG_FILE_NAME, find_config, load_config
+    from ..config import CONFIG_FILE_NAME, find_config, load_config
 
     if descriptor is not None:
         return None, Path(descriptor)
@@ -157,7 +157,7 @@ def _conversion_json(conversion: Conversion, output: Path, why: str) -> dict[str
 
 
 def _print_conversion(conversion: Conversion, output: Path, why: str, out: TextIO) -> None:
-    from .forge.manifest import APP_KEY_VARIABLE, BASE_URL_VARIABLE
+    from ..forge.manifest import APP_KEY_VARIABLE, BASE_URL_VARIABLE
 
     parts = conversion.parts
     if conversion.created:
@@ -221,7 +221,7 @@ def validate_manifest_file(path: Path, out: TextIO | None = None, err: TextIO | 
     """``connect-dev validate`` for a manifest: one line per problem (errors plain, then
     ``warning:`` lines), the adoption status as ``info:`` lines, and ``ok`` or the error count
     last. Exit code 0 or 1."""
-    from .forge.manifest import ManifestError, adoption_status, check_manifest, load_manifest
+    from ..forge.manifest import ManifestError, adoption_status, check_manifest, load_manifest
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -256,7 +256,7 @@ def validate_manifest_file(path: Path, out: TextIO | None = None, err: TextIO | 
 
 
 def _describe(manifest: Manifest) -> str:
-    from .forge.manifest import resolved_document
+    from ..forge.manifest import resolved_document
 
     document = resolved_document(manifest)
     app = document.get("app")
