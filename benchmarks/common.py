@@ -11,11 +11,12 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 __all__ = [
     "STOP_TIMEOUT",
     "SUMMARY_PREFIX",
+    "accepting_addon",
     "body_length",
     "complete_response",
     "free_port",
@@ -91,3 +92,23 @@ def complete_response(data: bytes) -> bool:
     if len(data) > size:
         raise RuntimeError("more bytes than the response's Content-Length")
     return len(data) == size
+
+
+@contextlib.asynccontextmanager
+async def accepting_addon() -> AsyncIterator[str]:
+    """An add-on that accepts every lifecycle callback (verification is not what we time)."""
+    from aiohttp import web
+
+    async def accept(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", accept)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

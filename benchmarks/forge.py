@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-from common import percentile, print_summary, stop
+from common import accepting_addon, percentile, print_summary, stop
 
 from connect_devloop.forge.convert import update_manifest
 from connect_devloop.forge.manifest import PLACEHOLDER_APP_ID
@@ -62,25 +61,6 @@ def descriptor(page: str) -> str:
         },
         indent=2,
     )
-
-
-@contextlib.asynccontextmanager
-async def accepting_addon() -> AsyncIterator[str]:
-    """An add-on that accepts every lifecycle callback (verification is not what we time)."""
-
-    async def accept(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", accept)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def write_project(directory: Path, addon_url: str, site: str) -> Path:

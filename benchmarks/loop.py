@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
-from common import percentile, print_summary
+from common import accepting_addon, percentile, print_summary
 
 from connect_devloop.config import load_config
 from connect_devloop.events import Event, EventBus
@@ -52,25 +51,6 @@ DESCRIPTOR = {
     "lifecycle": {"installed": "/installed", "uninstalled": "/uninstalled"},
     "modules": {},
 }
-
-
-@contextlib.asynccontextmanager
-async def accepting_addon() -> AsyncIterator[str]:
-    """An add-on that accepts every lifecycle callback (verification is not what we time)."""
-
-    async def accept(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", accept)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager

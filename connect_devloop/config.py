@@ -494,40 +494,17 @@ def _fail_env(reader: _Reader, variable: str, message: str, hint: str | None = N
 
 
 def _read_addon_command(reader: _Reader, table: Mapping[str, Any]) -> tuple[str, ...]:
-    """``[addon] command``: a string split as a shell would (without running one), or a list;
-    () when absent."""
-    name = "addon"
-    hint = 'e.g. command = "python app.py", or command = ["node", "app.js"]'
+    """``[addon] command``; () when absent."""
     if "command" not in table:
         return ()
-    value = table["command"]
-    if isinstance(value, str):
-        reader.check_text(name, "command", value)
-        try:
-            words = shlex.split(value)
-        except ValueError as exc:
-            reader.fail(name, "command", f"{_show(value)} cannot be split into words: {exc}", hint)
-    elif isinstance(value, list):
-        for word in value:
-            if not isinstance(word, str):
-                reader.fail(
-                    name,
-                    "command",
-                    f"{_toml_type(word)} is not a word of a command: each must be a string",
-                    hint,
-                )
-            reader.check_text(name, "command", word)
-        words = list(value)
-    else:
-        reader.fail(
-            name,
-            "command",
-            f"must be a string or an array of strings, not {_toml_type(value)}",
-            hint,
-        )
-    if not words or not words[0]:
-        reader.fail(name, "command", "must name the program that runs your add-on server", hint)
-    return tuple(words)
+    return _read_words(
+        reader,
+        "addon",
+        table["command"],
+        example='e.g. command = "python app.py", or command = ["node", "app.js"]',
+        empty="must name the program that runs your add-on server",
+        empty_hint=None,
+    )
 
 
 def _read_tunnel(
@@ -733,43 +710,59 @@ _FORGE_ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _read_command(reader: _Reader, table: Mapping[str, Any]) -> tuple[str, ...]:
-    """``[forge] command``: a string split as a shell would (without running one), or a list."""
-    name = "forge"
-    hint = 'e.g. command = "npx forge", or command = ["npx", "forge"]'
+    """``[forge] command``; the Forge CLI on PATH when absent."""
     if "command" not in table:
         return ("forge",)
-    value = table["command"]
+    return _read_words(
+        reader,
+        "forge",
+        table["command"],
+        example='e.g. command = "npx forge", or command = ["npx", "forge"]',
+        empty="must name the Forge CLI",
+        empty_hint='e.g. command = "forge" (the default: forge on PATH)',
+    )
+
+
+def _read_words(
+    reader: _Reader,
+    table: str,
+    value: object,
+    *,
+    example: str,
+    empty: str,
+    empty_hint: str | None,
+) -> tuple[str, ...]:
+    """A ``command`` key: a string split as a shell would (without running one), or a list of
+    strings; its first word names a program."""
+    words: list[str] = []
     if isinstance(value, str):
-        reader.check_text(name, "command", value)
+        reader.check_text(table, "command", value)
         try:
             words = shlex.split(value)
         except ValueError as exc:
-            reader.fail(name, "command", f"{_show(value)} cannot be split into words: {exc}", hint)
+            reader.fail(
+                table, "command", f"{_show(value)} cannot be split into words: {exc}", example
+            )
     elif isinstance(value, list):
         for word in value:
             if not isinstance(word, str):
                 reader.fail(
-                    name,
+                    table,
                     "command",
                     f"{_toml_type(word)} is not a word of a command: each must be a string",
-                    hint,
+                    example,
                 )
-            reader.check_text(name, "command", word)
+            reader.check_text(table, "command", word)
         words = list(value)
     else:
         reader.fail(
-            name,
+            table,
             "command",
             f"must be a string or an array of strings, not {_toml_type(value)}",
-            hint,
+            example,
         )
     if not words or not words[0]:
-        reader.fail(
-            name,
-            "command",
-            "must name the Forge CLI",
-            hint='e.g. command = "forge" (the default: forge on PATH)',
-        )
+        reader.fail(table, "command", empty, empty_hint or example)
     return tuple(words)
 
 

@@ -71,18 +71,7 @@ async def check_all_three_directions(control: str) -> None:
 
 
 async def test_demo_installs_reinstalls_on_edit_and_cleans_up(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "connect_devloop",
-        "demo",
-        "--no-tui",
-        "--dir",
-        str(tmp_path),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_demo(tmp_path, "--dir", str(tmp_path))
     assert process.stdout is not None
     seen: list[str] = []
     try:
@@ -119,19 +108,7 @@ async def test_demo_forge_deploys_installs_redeploys_on_edit_and_uninstalls(
     tmp_path: Path,
 ) -> None:
     """`connect-dev demo --forge`: the same loop through the Forge CLI's emulation."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "connect_devloop",
-        "demo",
-        "--forge",
-        "--no-tui",
-        "--dir",
-        str(tmp_path),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_demo(tmp_path, "--forge", "--dir", str(tmp_path))
     assert process.stdout is not None
     seen: list[str] = []
     try:
