@@ -35,9 +35,6 @@ shape of the API that was called, with the same message (the emulator's choice).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 import secrets
 import time
@@ -51,6 +48,7 @@ import jwt as pyjwt
 from aiohttp import web
 
 from .. import jwt
+from .basic_auth import basic_credentials, password_matches
 from .lifecycle import Installation
 
 if TYPE_CHECKING:
@@ -281,7 +279,7 @@ def authenticate(host: Host, request: web.Request) -> Caller | Refusal:
     token = jwt.token_from_request(request.headers.get("Authorization"), request.query)
     if token is not None:
         return _authenticate_app(host, request, token)
-    credentials = _basic_credentials(request.headers.get("Authorization", ""))
+    credentials = basic_credentials(request.headers.get("Authorization", ""))
     if credentials is not None:
         username, password = credentials
         user = host.product.user_by_name(username)
@@ -600,25 +598,10 @@ def _candidates(
 
 
 def _known_account(host: Host, username: str, password: str) -> bool:
-    for accounts in (host.settings.users, host.settings.non_admins):
-        expected = accounts.get(username)
-        if expected is not None and hmac.compare_digest(
-            expected.encode("utf-8"), password.encode("utf-8")
-        ):
-            return True
-    return False
-
-
-def _basic_credentials(header: str) -> tuple[str, str] | None:
-    scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, colon, password = decoded.partition(":")
-    return (user, password) if colon else None
+    return any(
+        password_matches(accounts, username, password)
+        for accounts in (host.settings.users, host.settings.non_admins)
+    )
 
 
 def _shown_claims(claims: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,6 @@ are; ``Location`` headers are absolute.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +16,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from .basic_auth import basic_credentials, password_matches
 from .install import InstallTask, remove_installation
 from .lifecycle import Installation, send_lifecycle
 from .record import InstallPost, UpmCall
@@ -399,38 +397,18 @@ def _authenticate(host: Host, request: web.Request) -> tuple[str | None, web.Res
 
     ``?os_authType=basic`` needs no handling: it only asks for the Basic auth checked here.
     """
-    credentials = _basic_credentials(request.headers.get("Authorization", ""))
+    credentials = basic_credentials(request.headers.get("Authorization", ""))
     if credentials is not None:
         user, password = credentials
-        if _password_matches(host.settings.users, user, password):
+        if password_matches(host.settings.users, user, password):
             return user, None
-        if _password_matches(host.settings.non_admins, user, password):
+        if password_matches(host.settings.non_admins, user, password):
             return user, web.Response(status=403, text=NOT_ADMIN_TEXT)
     logger.info("refused unauthenticated %s %s", request.method, request.path)
     return None, web.Response(
         status=401,
         text=NOT_AUTHENTICATED_TEXT,
         headers={"WWW-Authenticate": 'Basic realm="protected-area"'},
-    )
-
-
-def _basic_credentials(header: str) -> tuple[str, str] | None:
-    # Decoded here rather than with aiohttp.BasicAuth, which aiohttp 3.14 deprecates.
-    scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, colon, password = decoded.partition(":")
-    return (user, password) if colon else None
-
-
-def _password_matches(users: dict[str, str], user: str, password: str) -> bool:
-    expected = users.get(user)
-    return expected is not None and hmac.compare_digest(
-        expected.encode("utf-8"), password.encode("utf-8")
     )
 
 
