@@ -337,6 +337,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from .commands import forge as forge_commands  # forge convert: manifest.yml from the descriptor
 
     forge_commands.add_parsers(commands, _add_config)
+    # requests, replay: the traffic inspector of a running `up`, over its control socket.
+    from .commands import traffic as traffic_commands
+
+    traffic_commands.add_parsers(commands, _add_config)
     return parser
 
 

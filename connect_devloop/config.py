@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "ForgeConfig",
     "HostConfig",
+    "InspectorConfig",
     "NgrokConfig",
     "SshConfig",
     "TunnelConfig",
@@ -52,12 +53,13 @@ MAX_SECONDS = 86400.0  # a day; longer waits are typos, and some clocks overflow
 
 # The schema: table -> {key: expected type name}. "hosts" is an array of tables.
 _SCHEMA: dict[str, dict[str, str]] = {
-    "": {"descriptor": "string", "addon": "table", "proxy": "table", "tunnel": "table",
-         "forge": "table", "hosts": "array of tables"},
+    "": {"descriptor": "string", "addon": "table", "proxy": "table", "inspector": "table",
+         "tunnel": "table", "forge": "table", "hosts": "array of tables"},
     "addon": {"url": "string", "command": "string or array of strings", "cwd": "string",
               "env": "table", "restart_on": "array of strings", "ready_path": "string",
               "ready_timeout": "number", "stop_timeout": "number"},
     "proxy": {"port": "integer"},
+    "inspector": {"capture": "boolean", "keep": "integer", "max_body": "integer"},
     "tunnel": {"provider": "string", "public_url": "string", "health_interval": "number",
                "health_timeout": "number", "ngrok": "table", "ssh": "table"},
     "tunnel.ngrok": {"authtoken_env": "string", "domain": "string", "region": "string",
@@ -179,6 +181,20 @@ class ForgeConfig:
 
 
 @dataclass(frozen=True)
+class InspectorConfig:
+    """``[inspector]``: what the proxy keeps of the traffic (docs/inspector.md)."""
+
+    capture: bool = True
+    keep: int = 500  # requests kept, the oldest forgotten first
+    max_body: int = 64 * 1024  # bytes kept of each body, each direction; the rest is counted
+
+
+# A body limit past this is a typo: 500 requests would hold gigabytes.
+MAX_INSPECTED_BODY = 16 * 1024 * 1024
+MAX_KEPT_REQUESTS = 100_000
+
+
+@dataclass(frozen=True)
 class AddonConfig:
     """``[addon]`` beyond its ``url``: the add-on server as a process ``up`` starts, restarts
     and stops (docs/configuration.md). Without ``command`` nothing is started: ``url`` is only
@@ -211,6 +227,7 @@ class Config:
     hosts: tuple[HostConfig, ...] = ()
     # None when the file has neither a [forge] table nor a host with registrar = "forge".
     forge: ForgeConfig | None = None
+    inspector: InspectorConfig = field(default_factory=InspectorConfig)
     warnings: tuple[str, ...] = ()
     # Line of each dotted key ("proxy.port", "hosts[1].url") as written in the file, so errors
     # found later (a taken port) can still point at the line.
@@ -370,6 +387,7 @@ def parse_config(text: str, path: Path) -> Config:
     addon_config = _read_addon(reader, addon, path.parent)
     tunnel_config = _read_tunnel(reader, tunnel, provider, path.parent)
     forge = _read_forge(reader, reader.table(data, "forge"), path.parent)
+    inspector = _read_inspector(reader, reader.table(data, "inspector"))
 
     hosts, warnings = _read_hosts(reader, data)
     _check_public_url(reader, tunnel_config, hosts)
@@ -383,6 +401,7 @@ def parse_config(text: str, path: Path) -> Config:
         tunnel=tunnel_config,
         hosts=tuple(hosts),
         forge=forge if uses_forge else None,
+        inspector=inspector,
         warnings=tuple(warnings),
         key_lines=lines.dotted(),
     )
@@ -392,6 +411,27 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _URL_FIELDS = frozenset({"host", "port"})
 # [addon] keys that mean something only for an add-on process ``up`` starts.
 _ONLY_WITH_COMMAND = ("cwd", "env", "restart_on", "ready_timeout", "stop_timeout")
+
+
+def _read_inspector(reader: _Reader, table: Mapping[str, Any]) -> InspectorConfig:
+    capture = reader.get(table, "inspector", "capture", bool, True)
+    keep = reader.get(table, "inspector", "keep", int, 500)
+    if not 1 <= keep <= MAX_KEPT_REQUESTS:
+        reader.fail(
+            "inspector",
+            "keep",
+            f"{_show_number(keep)} is not a number of requests to keep (1-{MAX_KEPT_REQUESTS:,})",
+            hint="To capture nothing, set capture = false.",
+        )
+    max_body = reader.get(table, "inspector", "max_body", int, 64 * 1024)
+    if not 0 <= max_body <= MAX_INSPECTED_BODY:
+        reader.fail(
+            "inspector",
+            "max_body",
+            f"{_show_number(max_body)} is not a body size in bytes (0-{MAX_INSPECTED_BODY:,})",
+            hint="e.g. max_body = 65536 (64 KB of each body; the rest is counted, not kept)",
+        )
+    return InspectorConfig(capture=capture, keep=keep, max_body=max_body)
 
 
 def _read_addon(reader: _Reader, table: Mapping[str, Any], base: Path) -> AddonConfig:

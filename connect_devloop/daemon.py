@@ -88,12 +88,15 @@ def make_supervisor(config: Config, bus: EventBus) -> Supervisor:
         proxy = supervisor.proxy if supervisor is not None else None
         return proxy.descriptor if proxy is not None else None
 
+    inspector = ConnectInspector.for_config(config, bus.emit, served_descriptor)
     supervisor = Supervisor(
         config,
         bus,
         password_sources=prepare_password_sources(config.hosts),
-        inspector=ConnectInspector.for_config(config, bus.emit, served_descriptor),
+        inspector=inspector,
         ngrok_authtoken_lookup=ngrok_authtoken_lookup,
+        # A replay re-signs a request with the sharedSecret the inspector stored for its tenant.
+        signer=inspector.signing_secret,
     )
     return supervisor
 

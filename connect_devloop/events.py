@@ -101,6 +101,9 @@ class TunnelOpened(Event):
     name: ClassVar[str] = "tunnel_opened"
     url: str
     provider: str
+    # The tunnel's own traffic page on this machine (the ngrok agent's web inspector); "" when
+    # the provider has none.
+    inspector_url: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +191,10 @@ class RequestServed(Event):
     # Why the add-on gave no answer when the proxy answered itself (502): "connection
     # refused", "no answer within 300 s", ...; "" when the add-on answered.
     addon_error: str = ""
+    # The traffic inspector's number for it (``connect-dev requests``, ``replay ID``); 0 when
+    # the proxy does not capture.
+    id: int = 0
+    replay_of: int = 0  # the id of the request this one replays; 0: not a replay
 
     @classmethod
     def of(
@@ -199,6 +206,8 @@ class RequestServed(Event):
         jwt: dict[str, Any] | None,
         headers: dict[str, str] | None,
         addon_error: str,
+        id: int = 0,
+        replay_of: int = 0,
     ) -> RequestServed:
         """``RequestServed(method=..., ...)`` at about a third of the cost, for the proxy (once
         per request): a frozen dataclass's ``__init__`` sets each field through
@@ -216,6 +225,8 @@ class RequestServed(Event):
                 "jwt": jwt,
                 "headers": headers,
                 "addon_error": addon_error,
+                "id": id,
+                "replay_of": replay_of,
             },
         )
         return event

@@ -200,6 +200,15 @@ class ConnectInspector:
             return None
         return await self._verify_request(token, request)
 
+    async def signing_secret(self, claims: Mapping[str, Any]) -> tuple[str, Secret]:
+        """The tenant a token's claims name, and its sharedSecret, for re-signing a request
+        as the host would (a replay); ``DevloopError`` with the reason when it is not known."""
+        try:
+            tenant_key, _, secret = await self._tenant_for(claims)
+        except _Failure as failure:
+            raise DevloopError(failure.reason, failure.hint) from None
+        return tenant_key, secret
+
     # --- lifecycle callbacks ----------------------------------------------------------------
 
     async def _inspect_lifecycle(

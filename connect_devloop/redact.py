@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["is_secret_name", "mask_headers", "mask_path", "mask_value", "masked_mapping"]
+__all__ = [
+    "is_secret_name",
+    "mask_header",
+    "mask_headers",
+    "mask_path",
+    "mask_value",
+    "masked_mapping",
+]
 
 MASK = "••••••"
 
@@ -48,9 +55,20 @@ def mask_value(value: str) -> str:
     return f"{MASK} ({len(value)} chars)"
 
 
+def mask_header(name: str, value: str) -> str:
+    """A header's value as it may be shown: masked whole when the name is a credential's, and
+    its secret query parameters masked when it holds a URL (``Referer``, ``Location``: a page
+    a Connect iframe loads carries ``?jwt=``, and so does every Referer its scripts send)."""
+    if is_secret_name(name):
+        return mask_value(value)
+    if "?" in value:
+        return mask_path(value)
+    return value
+
+
 def mask_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    return [(name, mask_value(value) if is_secret_name(name) else value) for name, value in pairs]
+    return [(name, mask_header(name, value)) for name, value in pairs]
 
 
 def mask_path(path: str) -> str:

@@ -90,6 +90,7 @@ class State:
     descriptor_errors: tuple[dict[str, Any], ...] = ()
     tunnel_provider: str = ""
     tunnel_url: str = ""
+    tunnel_inspector_url: str = ""  # the ngrok agent's web inspector; "" for other providers
     tunnel_open: bool = False
     tunnel_closed_reason: str = ""  # why the tunnel last closed ("" while it is open)
     tunnel_reopened: int = 0  # times the tunnel opened again after the first time
@@ -154,10 +155,11 @@ def reduce(state: State, event: Event) -> State:
             )
         case DescriptorInvalid(errors=errors):
             return replace(state, descriptor_valid=False, descriptor_errors=tuple(errors))
-        case TunnelOpened(url=url, provider=provider):
+        case TunnelOpened(url=url, provider=provider, inspector_url=inspector_url):
             return replace(
                 state,
                 tunnel_url=url,
+                tunnel_inspector_url=inspector_url,
                 tunnel_provider=provider,
                 tunnel_open=True,
                 tunnel_closed_reason="",

@@ -19,7 +19,8 @@ import contextlib
 import dataclasses
 import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import aiohttp
 
@@ -46,10 +47,16 @@ from .events import (
 from .files import InputFileError, read_input_file
 from .ledger import Ledger, LedgerEntry, ProjectLock
 from .proxy import Inspector, Proxy
+from .proxy.capture import Capture
 from .registrar import DEFAULT_SETTLE_SECONDS, DEFAULT_SILENCE_SECONDS, HostRegistrar, Target
 from .registrars import RegistrarBackend, UpmBackend
+from .secret import Secret
 from .state import State, reduce
 from .tasks import keep_running, report_crash
+from .traffic.control import ControlServer
+from .traffic.replay import Signer
+from .traffic.service import TrafficService
+from .traffic.view import ViewContext
 from .tunnel import Tunnel, TunnelKeeper, create_tunnel, is_probe_path, stop_leftover_tunnel
 from .upm import UpmClient
 from .watcher import Unreadable, watch_file
@@ -85,6 +92,7 @@ class Supervisor:
         inspector: Inspector | None = None,
         ngrok_authtoken_lookup: Callable[[], str | None] | None = None,
         silence: float = DEFAULT_SILENCE_SECONDS,
+        signer: Signer | None = None,
     ) -> None:
         self.config = config
         self.bus = bus
@@ -97,6 +105,11 @@ class Supervisor:
         self._ngrok_authtoken_lookup = ngrok_authtoken_lookup
         self._keeper: TunnelKeeper | None = None
         self._inspector = inspector
+        self._signer = signer or _no_signer
+        # The traffic inspector (docs/inspector.md): what the proxy captured, for the
+        # dashboard and, over the control socket, `connect-dev requests` and `replay`.
+        self.traffic: TrafficService | None = None
+        self._control: ControlServer | None = None
         self._revision: descriptors.Revision | None = None
         self._last_seen: bytes | None = None  # the descriptor's bytes as last read, valid or not
         self._pending_invalid: asyncio.TimerHandle | None = None
@@ -162,11 +175,18 @@ class Supervisor:
         for message in self.config.warnings:
             self._emit(Warning(message=message))
         self._revision = self._load_descriptor()
+        inspector_settings = self.config.inspector
+        capture = (
+            Capture(keep=inspector_settings.keep, body_limit=inspector_settings.max_body)
+            if inspector_settings.capture
+            else None
+        )
         self.proxy = Proxy(
             self.config.addon_url,
             self._emit_from_proxy,
             port=self.config.proxy_port,
             inspector=self._inspector,
+            capture=capture,
         )
         tunnel = self._tunnel or create_tunnel(
             self.config, emit=self._emit, ngrok_authtoken_lookup=self._ngrok_authtoken_lookup
@@ -191,6 +211,8 @@ class Supervisor:
             # Publishes the descriptor for the public URL, then reports tunnel_opened.
             await keeper.open(self.proxy.url)
             keeper.start()
+            if capture is not None:
+                await self._open_control(capture, tunnel)
             await self._start_addon(watch_stop, stop)
             if self.config.hosts and self._revision is None:
                 self._emit(Warning(message="nothing installed until the descriptor is valid"))
@@ -247,7 +269,29 @@ class Supervisor:
                 await _cancel(task)
             self._cancel_pending_invalid()
             clean = await self._teardown(keeper)
+            if self._control is not None:
+                await self._control.close()
         return 0 if clean else 1
+
+    async def _open_control(self, capture: Capture, tunnel: Tunnel) -> None:
+        """The traffic inspector's control socket; without it the dev loop still runs."""
+        proxy = self.proxy
+        assert proxy is not None
+        self.traffic = TrafficService(
+            capture,
+            proxy_url=lambda: proxy.url,
+            context=lambda: ViewContext(self._public_url, self.config.addon_url),
+            signer=self._signer,
+            inspector_url=lambda: str(getattr(tunnel, "inspector_url", "") or ""),
+        )
+        control = ControlServer(self.config.ledger_path.parent, self.traffic)
+        try:
+            await control.start()
+        except DevloopError as exc:
+            await control.close()
+            self._emit(Warning(message=exc.message, hint=exc.hint))
+            return
+        self._control = control
 
     async def _start_addon(self, watch_stop: asyncio.Event, stop: asyncio.Event) -> None:
         """With ``[addon] command``: start the add-on for the public URL, watch its
@@ -889,6 +933,11 @@ async def _recover(
     affected = [r for r in registrars if ledger.entries_for(r.host.base_url)]
     results = await asyncio.gather(*(r.uninstall_all(reason="recovery") for r in affected))
     return all(results) and all(entry.url in known for entry in entries)
+
+
+async def _no_signer(claims: Mapping[str, Any]) -> tuple[str, Secret]:
+    del claims
+    raise DevloopError("this run inspects no Connect JWTs, so it knows no tenant's secret")
 
 
 async def run_down(

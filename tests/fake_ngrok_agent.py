@@ -6,10 +6,12 @@ Standard library only, so it starts fast and runs under any Python 3. It behaves
 - ``--version`` prints ``ngrok version 3.22.1``; ``config add-authtoken T …`` prints
   ``Authtoken saved to configuration file: …``.
 - ``start --none --log stdout [--config P] [--authtoken T] [--region R]``: starts its local API
-  on 127.0.0.1 (a free port), *then* prints the startup lines pyngrok waits for (logfmt,
-  flushed): ``starting web service addr=…``, ``client session established``, ``tunnel session
-  started``. With no authtoken (neither in the config file nor ``--authtoken``) it fails as
-  ngrok does (``ERR_NGROK_4018``).
+  and web inspector at the config's ``web_addr`` (deviation: without one, 127.0.0.1 and a free
+  port rather than ngrok's 127.0.0.1:4040), *then* prints the startup lines pyngrok waits for
+  (logfmt, flushed): ``starting web service obj=web addr=… allow_hosts=[]``, ``client session
+  established``, ``tunnel session started``. With no authtoken (neither in the config file nor
+  ``--authtoken``) it fails as ngrok does (``ERR_NGROK_4018``).
+- The inspector: ``GET /`` answers a small HTML page titled "ngrok - Inspect".
 - The API: ``POST/GET /api/endpoints`` (config v3) and ``/api/tunnels`` (v2), ``GET`` and
   ``DELETE <uri>``. Each endpoint's ``public_url`` is ``http://127.0.0.1:PORT``, a loopback port
   that relays bytes to the endpoint's upstream, so requests "through the tunnel" really reach
@@ -38,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 VERSION = "3.22.1"
+INSPECTOR_PAGE = b"<!DOCTYPE html><title>ngrok - Inspect</title>"
 NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 
@@ -61,7 +64,7 @@ def option(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
 
-def config_authtoken(path: str | None) -> str | None:
+def config_value(path: str | None, key: str) -> str | None:
     if path is None:
         return None
     try:
@@ -69,11 +72,15 @@ def config_authtoken(path: str | None) -> str | None:
             text = file.read()
     except OSError:
         return None
-    match = re.search(r"^\s*authtoken:\s*(.+?)\s*$", text, re.MULTILINE)
+    match = re.search(rf"^\s*{key}:\s*(.+?)\s*$", text, re.MULTILINE)
     if match is None:
         return None
     value = match.group(1)
     return json.loads(value) if value.startswith('"') else value.strip("'")
+
+
+def config_authtoken(path: str | None) -> str | None:
+    return config_value(path, "authtoken")
 
 
 class Agent:
@@ -82,10 +89,11 @@ class Agent:
         self.relays: dict[str, asyncio.AbstractServer] = {}
         self.api_addr = ""
 
-    async def serve_api(self) -> None:
-        server = await asyncio.start_server(self.handle_api, "127.0.0.1", 0)
-        host, port = server.sockets[0].getsockname()[:2]
-        self.api_addr = f"{host}:{port}"
+    async def serve_api(self, web_addr: str | None) -> None:
+        host, _, port = (web_addr or "127.0.0.1:0").rpartition(":")
+        server = await asyncio.start_server(self.handle_api, host or "127.0.0.1", int(port))
+        bound, port = server.sockets[0].getsockname()[:2]
+        self.api_addr = f"{host or bound}:{port}"  # the host as configured, as ngrok logs it
 
     async def handle_api(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -97,12 +105,16 @@ class Agent:
                 for k, v in (ln.split(":", 1) for ln in lines[1:] if ln)
             }
             body = await reader.readexactly(int(headers.get("content-length", "0")))
-            status, payload = await self.route(method, urlsplit(target).path, body)
-            data = b"" if payload is None else json.dumps(payload).encode()
+            content_type = "application/json"
+            if method == "GET" and urlsplit(target).path == "/":
+                status, data, content_type = 200, INSPECTOR_PAGE, "text/html; charset=utf-8"
+            else:
+                status, payload = await self.route(method, urlsplit(target).path, body)
+                data = b"" if payload is None else json.dumps(payload).encode()
             reason = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request"}
             writer.write(
                 f"HTTP/1.1 {status} {reason.get(status, 'Not Found')}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"
                 "Connection: close\r\n\r\n".encode()
                 + data
             )
@@ -223,7 +235,8 @@ async def start(argv: list[str]) -> int:
         log("eror", msg="session closing", obj="tunnels.session", err=err)
         return 1
     agent = Agent()
-    await agent.serve_api()  # listening before the startup lines, as pyngrok needs
+    # Listening before the startup lines, as pyngrok needs.
+    await agent.serve_api(config_value(config_path, "web_addr"))
     record({"api": agent.api_addr})
     log(msg="starting web service", obj="web", addr=agent.api_addr, allow_hosts="[]")
     region = option(argv, "--region") or "us"

@@ -20,7 +20,7 @@ from connect_devloop.config import (
 from connect_devloop.errors import ConfigError, DevloopError
 from connect_devloop.secret import Secret
 
-TOP_KEYS = "descriptor, addon, proxy, tunnel, forge, hosts"
+TOP_KEYS = "descriptor, addon, proxy, inspector, tunnel, forge, hosts"
 HOST_KEYS = "name, url, product, username, password_env, password, keys_url, registrar, site"
 INLINE_WARNING = (
     "host {name!r} has an inline password but is not on loopback; prefer password_env "

@@ -315,6 +315,8 @@ def test_the_request_event_built_by_the_proxy_is_the_dataclass_one() -> None:
         "jwt": {"verified": True},
         "headers": {"X": "1"},
         "addon_error": "connection refused",
+        "id": 7,
+        "replay_of": 3,
     }
     fast = RequestServed.of(**values)
     assert fast == RequestServed(ts=fast.ts, **values)

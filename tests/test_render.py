@@ -135,6 +135,15 @@ TEXT_LINES: list[tuple[Event, str]] = [
         TunnelOpened(ts=TS, url="https://abc.ngrok.app", provider="ngrok"),
         "tunnel      ngrok: https://abc.ngrok.app",
     ),
+    (
+        TunnelOpened(
+            ts=TS,
+            url="https://abc.ngrok.app",
+            provider="ngrok",
+            inspector_url="http://127.0.0.1:4040",
+        ),
+        "tunnel      ngrok: https://abc.ngrok.app (ngrok inspector: http://127.0.0.1:4040)",
+    ),
     (TunnelClosed(ts=TS, provider="ngrok"), "tunnel      ngrok closed"),
     (Registering(ts=TS, host="dev-jira", reason="startup"), "[dev-jira]  installing (startup)"),
     (
@@ -468,7 +477,21 @@ JSON_EVENTS: list[tuple[Event, dict[str, Any]]] = [
     ),
     (
         TunnelOpened(ts=TS, url="https://abc.ngrok.app", provider="ngrok"),
-        {"event": "tunnel_opened", "url": "https://abc.ngrok.app", "provider": "ngrok"},
+        {
+            "event": "tunnel_opened",
+            "url": "https://abc.ngrok.app",
+            "provider": "ngrok",
+            "inspector_url": "",
+        },
+    ),
+    (
+        TunnelOpened(
+            ts=TS,
+            url="https://abc.ngrok.app",
+            provider="ngrok",
+            inspector_url="http://127.0.0.1:4040",
+        ),
+        {"event": "tunnel_opened", "inspector_url": "http://127.0.0.1:4040"},
     ),
     (TunnelClosed(ts=TS), {"event": "tunnel_closed"}),
     (

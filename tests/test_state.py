@@ -257,6 +257,27 @@ def test_tunnel_reopened_with_a_new_url() -> None:
     assert (state.tunnel_url, state.tunnel_open) == ("https://two.ngrok.app", True)
 
 
+def test_the_ngrok_inspector_url_is_kept_and_follows_each_reopen() -> None:
+    state = replay(
+        State(),
+        TunnelOpened(
+            ts=TS, url="https://one", provider="ngrok", inspector_url="http://127.0.0.1:4040"
+        ),
+        TunnelClosed(ts=TS, provider="ngrok", reason="exited"),
+    )
+    assert state.tunnel_inspector_url == "http://127.0.0.1:4040"
+    reopened = replay(
+        state,
+        TunnelOpened(
+            ts=TS, url="https://two", provider="ngrok", inspector_url="http://127.0.0.1:4041"
+        ),
+    )
+    assert reopened.tunnel_inspector_url == "http://127.0.0.1:4041"
+    # A provider without one clears it (the field defaults to "").
+    ssh = replay(state, TunnelOpened(ts=TS, url="https://x", provider="ssh"))
+    assert ssh.tunnel_inspector_url == ""
+
+
 @pytest.mark.parametrize(
     "event",
     [

@@ -260,6 +260,20 @@ def test_tunnel_health_counts_reopenings_and_keeps_why_it_closed() -> None:
     assert replay(State(), TunnelClosed(ts=TS)).tunnel_closed_reason == "closed"
 
 
+def test_the_tunnel_bar_shows_the_ngrok_inspector_when_there_is_one() -> None:
+    opened = TunnelOpened(
+        ts=TS, url="https://one", provider="ngrok", inspector_url="http://127.0.0.1:4040"
+    )
+    state = replay(State(), opened)
+    assert describe(state).plain == (
+        "tunnel       ngrok  https://one  ● up  inspector http://127.0.0.1:4040"
+    )
+    down = replay(state, TunnelClosed(ts=TS, provider="ngrok", reason="exited"))
+    assert describe(down).plain.endswith("✖ down (exited)  inspector http://127.0.0.1:4040")
+    ssh = replay(State(), TunnelOpened(ts=TS, url="https://one", provider="ssh"))
+    assert "inspector" not in describe(ssh).plain
+
+
 def test_request_counters() -> None:
     state = replay(
         State(),

@@ -145,6 +145,10 @@ async def test_a_full_run_with_a_dropped_tunnel_in_json(project: Path, tmp_path:
         first_url, second_url = opened[0]["url"], opened[1]["url"]
         assert first_url != second_url
         assert {e["provider"] for e in opened} == {"ngrok"}
+        # Each agent's own web inspector, as it announced it.
+        assert [e["inspector_url"] for e in opened] == [
+            f"http://{record.api(pid)}" for pid in (first_agent, second_agent)
+        ]
         closed = [(e["provider"], e["reason"]) for e in timeline if e["event"] == "tunnel_closed"]
         assert closed == [("ngrok", "exited"), ("ngrok", "shutdown")]
         reasons = [e["reason"] for e in timeline if e["event"] == "registering"]

@@ -117,6 +117,74 @@ async def test_open_gives_a_public_url_that_reaches_the_addon(
     await ngrok.close()  # twice is fine
 
 
+async def test_the_agents_web_inspector_is_reported_on_loopback(
+    agent: Path, record: AgentRecord, addon: str
+) -> None:
+    seen: list[Event] = []
+    ngrok = tunnel(agent, emit=seen.append)
+    assert ngrok.inspector_url == ""
+    await ngrok.open(addon)
+    try:
+        pid = ngrok.pid
+        assert pid is not None
+        # The address the agent announced ("starting web service addr=…"), which serves the UI.
+        assert ngrok.inspector_url == f"http://{record.api(pid)}"
+        assert ngrok.inspector_url.startswith("http://127.0.0.1:")
+        status, page = await get(ngrok.inspector_url)
+        assert (status, "ngrok - Inspect" in page) == (200, True)
+        # The private config leaves web_addr at ngrok's default (loopback).
+        argv = record.starts()[0]["argv"]
+        assert "web_addr" not in Path(argv[argv.index("--config") + 1]).read_text()
+        assert seen == [], "nothing to warn about on loopback"
+    finally:
+        await ngrok.close()
+    assert ngrok.inspector_url == ""
+
+
+async def test_a_web_addr_from_the_users_config_is_the_inspector_url(
+    agent: Path, record: AgentRecord, addon: str, tmp_path: Path
+) -> None:
+    web_addr = f"127.0.0.1:{free_port()}"
+    user_config = tmp_path / "my-ngrok.yml"
+    user_config.write_text(f'version: "3"\nagent:\n  authtoken: {TOKEN}\n  web_addr: {web_addr}\n')
+    seen: list[Event] = []
+    ngrok = tunnel(
+        agent, environ={"PATH": ""}, settings={"config_path": user_config}, emit=seen.append
+    )
+    await ngrok.open(addon)
+    try:
+        assert ngrok.inspector_url == f"http://{web_addr}"
+        assert seen == []
+    finally:
+        await ngrok.close()
+
+
+def test_an_inspector_beyond_loopback_is_warned_about_once(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from connect_devloop.tunnel.ngrok import _on_loopback
+
+    for host in ("127.0.0.1", "127.0.0.2", "[::1]", "localhost"):
+        assert _on_loopback(f"http://{host}:4040"), host
+    for host in ("0.0.0.0", "192.168.1.5", "example.com", ""):
+        assert not _on_loopback(f"http://{host}:4040"), host
+    seen: list[Event] = []
+    ngrok = tunnel(None, settings={"config_path": tmp_path / "ngrok.yml"}, emit=seen.append)
+    # What a user's web_addr: 0.0.0.0:4040 makes pyngrok learn (not bound here: tests stay on
+    # loopback).
+    ngrok._agent = SimpleNamespace(api_url="http://0.0.0.0:4040")
+    ngrok._warn_if_exposed()
+    ngrok._warn_if_exposed()  # on the next reopen: said once is enough
+    ngrok._agent = None
+    assert [(e.message, e.hint) for e in seen] == [  # type: ignore[attr-defined]
+        (
+            "the ngrok agent's web inspector listens beyond loopback, at http://0.0.0.0:4040: "
+            "anyone who reaches it sees every request through the tunnel and can replay it",
+            f"Set web_addr: 127.0.0.1:4040 in {tmp_path / 'ngrok.yml'}.",
+        )
+    ]
+
+
 async def test_region_and_reserved_domain_reach_the_agent(
     agent: Path, record: AgentRecord, addon: str
 ) -> None:
@@ -459,6 +527,9 @@ async def test_the_host_installs_through_the_tunnel_and_a_new_url_reinstalls(
             first_url = up.supervisor.public_url
             [opened] = up.events.of("tunnel_opened")
             assert (opened.url, opened.provider) == (first_url, "ngrok")  # type: ignore[attr-defined]
+            first_api = record.api(record.starts()[0]["pid"])
+            assert opened.inspector_url == f"http://{first_api}"  # type: ignore[attr-defined]
+            assert up.supervisor.state.tunnel_inspector_url == f"http://{first_api}"
             assert first_url == record.endpoints()[0]["public_url"]
             [install] = jira.record.installs
             assert install.plugin_uri == f"{first_url}/atlassian-connect.json"
@@ -471,6 +542,10 @@ async def test_the_host_installs_through_the_tunnel_and_a_new_url_reinstalls(
             assert second_url != first_url
             assert jira.record.installs[1].descriptor["baseUrl"] == second_url
             assert jira.record.installs[1].plugin_uri == f"{second_url}/atlassian-connect.json"
+            # The new agent's inspector (another port) replaces the dead one's.
+            reopened = up.events.of("tunnel_opened")[1]
+            second_api = record.api(record.starts()[1]["pid"])
+            assert reopened.inspector_url == f"http://{second_api}" != f"http://{first_api}"  # type: ignore[attr-defined]
             closed = up.events.of("tunnel_closed")
             assert [(e.provider, e.reason) for e in closed] == [("ngrok", "exited")]  # type: ignore[attr-defined]
             registering = up.events.of("registering")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
+from .capture import Capture, Exchange
 from .http1 import (
     MAX_HEAD,
     ChunkedScanner,
@@ -98,9 +99,16 @@ class Handler(Protocol):
         (``failure``: why the relay answered it itself, "" when the add-on answered)."""
 
     def served(
-        self, request: RequestHead, status: int, seconds: float, verdict: Verdict, failure: str
+        self,
+        request: RequestHead,
+        status: int,
+        seconds: float,
+        verdict: Verdict,
+        failure: str,
+        exchange: Exchange | None,
     ) -> None:
-        """Report a request that ended after ``seconds`` (``failure`` as for ``verdict``)."""
+        """Report a request that ended after ``seconds`` (``failure`` as for ``verdict``;
+        ``exchange``: what was captured of it, when the relay captures)."""
 
     def task_failed(self, task: str, error: BaseException) -> None:
         """A task of the relay (connecting, reporting) ended on an unexpected error."""
@@ -132,8 +140,15 @@ class Upstream:
 class Relay:
     """What client and add-on connections share: the add-on, the idle pool, the sweep."""
 
-    def __init__(self, handler: Handler, upstream: Upstream, upstream_timeout: float) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        upstream: Upstream,
+        upstream_timeout: float,
+        capture: Capture | None = None,
+    ) -> None:
         self.handler = handler
+        self.capture = capture
         self.upstream = upstream
         self.upstream_timeout = upstream_timeout
         self.loop = asyncio.get_running_loop()
@@ -265,6 +280,7 @@ class ClientConnection(asyncio.Protocol):
         self.handler = relay.handler
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        self.peer_port = 0
         self.local_host = ""
         self._buf = bytearray()
         self._scanned = 0  # how much of _buf is known not to hold the end of a head
@@ -294,6 +310,7 @@ class ClientConnection(asyncio.Protocol):
         self._retried = False
         self._tee: bytearray | None = None  # a copy of the body for the inspector
         self._inspection: asyncio.Task[Verdict] | None = None
+        self._cap: Exchange | None = None  # what the capture keeps of this exchange
 
     # --- asyncio callbacks ------------------------------------------------------------------
 
@@ -303,7 +320,8 @@ class ClientConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         peer = transport.get_extra_info("peername")
-        self.peer = str(peer[0]) if isinstance(peer, tuple) else ""
+        if isinstance(peer, tuple):
+            self.peer, self.peer_port = str(peer[0]), int(peer[1])
         local = transport.get_extra_info("sockname")
         if isinstance(local, tuple):
             host = str(local[0])
@@ -620,10 +638,14 @@ class ClientConnection(asyncio.Protocol):
         self._retried = False
         self._tee = None
         self._inspection = None
+        capture = self.relay.capture
+        cap = self._cap = capture.begin(request, self.peer_port) if capture is not None else None
         handler = self.handler
         local = handler.local_response(request)
         if local is not None:
             self._status, data = local
+            if cap is not None:
+                cap.set_local_response(data)
             self._head_sent = self._response_done = True
             self._write(data)
             # Its body (there should be none) is read and dropped like any other.
@@ -693,6 +715,8 @@ class ClientConnection(asyncio.Protocol):
             piece = data if whole else data[start:stop]
             if self._tee is not None:
                 self._tee += piece
+            if self._cap is not None:
+                self._cap.add_request_body(piece)
             self._send(piece)
         return end
 
@@ -762,11 +786,12 @@ class ClientConnection(asyncio.Protocol):
         self._status = 502
         self._failure = reason
         self._head_sent = True
-        self._write(
-            simple_response(
-                502, text, close=self._close_after, head_request=request.method == "HEAD"
-            )
+        data = simple_response(
+            502, text, close=self._close_after, head_request=request.method == "HEAD"
         )
+        if self._cap is not None:
+            self._cap.set_local_response(data)
+        self._write(data)
         self._response_done = True
         if self._request_done:
             self._finish()
@@ -818,14 +843,20 @@ class ClientConnection(asyncio.Protocol):
             self._state = _REPORT
             self.relay.spawn(
                 self._report_later(
-                    request, self._status, self._failure, self._started, inspection, True
+                    request,
+                    self._status,
+                    self._failure,
+                    self._started,
+                    inspection,
+                    True,
+                    self._cap,
                 ),
                 "report request",
                 report=True,
             )
             return
         now = _now()
-        self._served(request, self._status, now - self._started, None, self._failure)
+        self._served(request, self._status, now - self._started, None, self._failure, self._cap)
         self._next(now)
 
     def _next(self, now: float) -> None:
@@ -847,11 +878,11 @@ class ClientConnection(asyncio.Protocol):
         if request is None:
             return
         if inspection is None:
-            self._served(request, status, _now() - self._started, None, self._failure)
+            self._served(request, status, _now() - self._started, None, self._failure, self._cap)
         else:
             self.relay.spawn(
                 self._report_later(
-                    request, status, self._failure, self._started, inspection, False
+                    request, status, self._failure, self._started, inspection, False, self._cap
                 ),
                 "report request",
                 report=True,
@@ -865,6 +896,7 @@ class ClientConnection(asyncio.Protocol):
         started: float,
         inspection: asyncio.Task[Verdict],
         then_next: bool,
+        exchange: Exchange | None,
     ) -> None:
         verdict: Verdict = None
         error: Exception | None = None
@@ -875,17 +907,23 @@ class ClientConnection(asyncio.Protocol):
         # Even when the verdict failed, the request is reported and the connection goes on to
         # its next request instead of hanging; the error is reported by the task (spawn).
         now = _now()
-        self._served(request, status, now - started, verdict, failure)
+        self._served(request, status, now - started, verdict, failure, exchange)
         if then_next and self._state == _REPORT:
             self._next(now)
         if error is not None:
             raise error
 
     def _served(
-        self, request: RequestHead, status: int, seconds: float, verdict: Verdict, failure: str
+        self,
+        request: RequestHead,
+        status: int,
+        seconds: float,
+        verdict: Verdict,
+        failure: str,
+        exchange: Exchange | None,
     ) -> None:
         try:
-            self.handler.served(request, status, seconds, verdict, failure)
+            self.handler.served(request, status, seconds, verdict, failure, exchange)
         except Exception:  # a subscriber's bug must not break the connection
             logger.exception("reporting a request failed")
 
@@ -1089,6 +1127,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunks = ChunkedScanner() if length is None else None
         self._keep_alive = head.keep_alive
         client.response_started(status)
+        cap = client._cap
+        if cap is not None:
+            cap.response_head = head.text
+            cap.response_chunked = length is None
         raw = data[start:body] if start or body < len(data) else data
         rewritten = head.for_client(raw, close=client.will_close(until_eof=length == -1))
         if rewritten is raw:  # sent as it came, in the same write as the body
@@ -1119,6 +1161,9 @@ class UpstreamConnection(asyncio.Protocol):
             end = start + self._left
             self._left = 0
         stop = size if end < 0 else end
+        cap = client._cap
+        if cap is not None:
+            cap.add_response_body(data, start, stop)
         if head:
             if stop - begin < 65536:
                 client.response_data(head + data[begin:stop])

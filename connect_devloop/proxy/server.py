@@ -30,6 +30,7 @@ from ..events import Event, RequestServed
 from ..redact import is_secret_name, mask_path, mask_value
 from ..tasks import report_crash
 from ..upm.explain import GATEWAY_STATUSES, CallbackRejectedError, explain_addon_unreachable
+from .capture import Capture, Exchange
 from .http1 import RequestHead, simple_response
 from .relay import MAX_INSPECTED_BODY, Relay, Upstream
 
@@ -121,8 +122,10 @@ class Proxy:
         bind: str = "127.0.0.1",
         upstream_timeout: float = 300.0,
         inspector: Inspector | None = None,
+        capture: Capture | None = None,
     ) -> None:
         self.addon_url = addon_url.rstrip("/")
+        self.capture = capture
         self._emit = emit
         self._port = port
         self._bind = bind
@@ -146,7 +149,9 @@ class Proxy:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._relay = Relay(self, Upstream.from_url(self.addon_url), self._upstream_timeout)
+        self._relay = Relay(
+            self, Upstream.from_url(self.addon_url), self._upstream_timeout, self.capture
+        )
         try:
             self._server = await loop.create_server(
                 self._relay.accept, self._bind, self._port, reuse_address=True
@@ -301,7 +306,12 @@ class Proxy:
         seconds: float,
         verdict: dict[str, Any] | None,
         failure: str,
+        exchange: Exchange | None = None,
     ) -> None:
+        number = replay_of = 0
+        if exchange is not None and self.capture is not None:
+            number = self.capture.commit(exchange, status, seconds, verdict, failure)
+            replay_of = exchange.replay_of
         # A Connect JWT in the URL or a header is a bearer credential until it expires:
         # events (and so every log) only ever see it masked.
         self._emit(
@@ -313,6 +323,8 @@ class Proxy:
                 verdict,
                 _masked_headers(request.headers),
                 failure,
+                number,
+                replay_of,
             )
         )
 
@@ -331,7 +343,11 @@ def _masked_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
             secret = is_secret_name(name)
             if len(_SECRET_NAMES) < 1024:
                 _SECRET_NAMES[name] = secret
-        masked[name] = mask_value(value) if secret else value
+        if secret:
+            value = mask_value(value)
+        elif "?" in value:  # a URL (Referer, Location) with ?jwt= in it
+            value = mask_path(value)
+        masked[name] = value
     return masked
 
 

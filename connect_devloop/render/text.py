@@ -102,8 +102,9 @@ def format_event(event: Event, *, stop: str = STOP_TEXT) -> str:
                 else "nothing installed until it is valid"
             )
             return f"descriptor  INVALID, {keeps}: {problems}"
-        case TunnelOpened(url=url, provider=provider):
-            return f"tunnel      {provider}: {url}"
+        case TunnelOpened(url=url, provider=provider, inspector_url=inspector):
+            shown = f" ({provider} inspector: {inspector})" if inspector else ""
+            return f"tunnel      {provider}: {url}{shown}"
         case TunnelClosed(provider=provider):
             return f"tunnel      {provider or 'tunnel'} closed"
         case Registering(host=host, reason=reason):

@@ -1,4 +1,4 @@
-"""The tunnel line: provider, public URL, and whether it is up."""
+"""The tunnel line: provider, public URL, whether it is up, and the ngrok agent's inspector."""
 
 from __future__ import annotations
 
@@ -49,4 +49,8 @@ def describe(state: State) -> Text:
         text.append("○ closed", "dim")
     else:
         text.append(f"✖ down ({state.tunnel_closed_reason})", "bold red")
+    if state.tunnel_inspector_url:
+        # Last: on a narrow terminal the tunnel's own health matters more.
+        text.append("  inspector ", "dim")
+        text.append(state.tunnel_inspector_url, "underline" if state.tunnel_open else "dim")
     return text

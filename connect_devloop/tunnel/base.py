@@ -14,10 +14,15 @@ class Tunnel(Protocol):
     or raises ``TunnelError``; after ``close`` it may be called again (the keeper reopens a tunnel
     that dropped). ``close`` must be safe to call twice and must stop only what this tunnel
     started. ``exited`` says why the process the tunnel runs (agent, ssh) is gone, or None while
-    it runs or when there is no process.
+    it runs or when there is no process. ``inspector_url`` is the local web page where the
+    tunnel's own process shows the traffic it carries (the ngrok agent's inspector), "" when
+    there is none.
     """
 
     provider: str
+
+    @property
+    def inspector_url(self) -> str: ...
 
     async def open(self, local_url: str) -> str: ...
 

@@ -11,8 +11,8 @@ the public URL: so a probe proves that this URL reaches *this* proxy, not just "
   ``unreachable``) and a warning with the detail; then it is reopened, the first time at once,
   then after 1, 2, 4 … up to ``backoff_max`` seconds, with a warning for each failed try.
   Once open: ``publish(url)`` (the proxy serves the descriptor for the new URL), then
-  ``tunnel_opened{url, provider}``, then ``reopened(old_url, new_url)``: the supervisor
-  re-installs every host when the URL changed.
+  ``tunnel_opened{url, provider, inspector_url}``, then ``reopened(old_url, new_url)``: the
+  supervisor re-installs every host when the URL changed.
 - ``preflight(url)`` runs before every install: a host is never asked to install a descriptor
   it cannot fetch. Its error names the tunnel, not the host.
 
@@ -175,7 +175,9 @@ class TunnelKeeper:
         self.url = url
         self._publish(url)
         self.is_open = True
-        self._emit(TunnelOpened(url=url, provider=self.tunnel.provider))
+        # getattr: a tunnel handed in from outside (Supervisor's ``tunnel=``) may predate it.
+        inspector = getattr(self.tunnel, "inspector_url", "")
+        self._emit(TunnelOpened(url=url, provider=self.tunnel.provider, inspector_url=inspector))
 
     async def _watch(self) -> None:
         while True:

@@ -14,6 +14,11 @@ redacted first.
 The agent runs in its own session: Ctrl-C in the terminal reaches only connect-dev, which
 closes the tunnel after the hosts uninstalled (their ``uninstalled`` callbacks go through it).
 Only the agent this tunnel started is ever stopped.
+
+The agent's web inspector (its local API and traffic UI, ``web_addr``) is reported as
+``inspector_url``: the address the agent announced. The private config leaves ``web_addr`` at
+ngrok's default, 127.0.0.1:4040, on loopback: it has no authentication, shows every request
+(JWTs included) and can replay them. A user's own config that puts it elsewhere gets a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import json
 import logging
 import os
@@ -34,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..config import NgrokConfig
 from ..errors import DevloopError, TunnelError
@@ -92,11 +99,18 @@ class NgrokTunnel:
         self._drain: threading.Thread | None = None
         self._errors: deque[str] = deque(maxlen=5)
         self._left_checked = False
+        self._exposure_warned = False
 
     @property
     def pid(self) -> int | None:
         """The agent's process id while this tunnel runs one."""
         return int(self._agent.proc.pid) if self._agent is not None else None
+
+    @property
+    def inspector_url(self) -> str:
+        """The agent's web inspector while this tunnel runs one (pyngrok learns it from the
+        agent's ``starting web service addr=…`` line); "" otherwise."""
+        return str(self._agent.api_url or "") if self._agent is not None else ""
 
     async def open(self, local_url: str) -> str:
         if self._agent is not None:
@@ -118,6 +132,7 @@ class NgrokTunnel:
         started: Any = self._agent
         if self._leftovers is not None:
             self._leftovers.record(started.proc.pid, self._private_dir)
+        self._warn_if_exposed()
         return url.rstrip("/")
 
     async def close(self) -> None:
@@ -140,6 +155,24 @@ class NgrokTunnel:
         how = f"was killed (signal {-code})" if code < 0 else f"exited with code {code}"
         last = f": {self._errors[-1]}" if self._errors else ""
         return f"the ngrok agent (pid {agent.proc.pid}) {how}{last}"
+
+    def _warn_if_exposed(self) -> None:
+        # Only a user's own config can move web_addr off loopback; say so once per run, as
+        # anyone who reaches the inspector sees and replays the add-on's traffic.
+        inspector = self.inspector_url
+        if not inspector or _on_loopback(inspector) or self._exposure_warned:
+            return
+        self._exposure_warned = True
+        where = self._settings.config_path or "the ngrok config"
+        if self._emit is not None:
+            self._emit(
+                Warning(
+                    message=f"the ngrok agent's web inspector listens beyond loopback, at "
+                    f"{inspector}: anyone who reaches it sees every request through the tunnel "
+                    "and can replay it",
+                    hint=f"Set web_addr: 127.0.0.1:4040 in {where}.",
+                )
+            )
 
     # --- the authtoken and the private config ------------------------------------------------
 
@@ -194,7 +227,8 @@ class NgrokTunnel:
         assert token is not None
         self._private_dir = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_DIR_PREFIX}ngrok-"))
         path = self._private_dir / "ngrok.yml"
-        # JSON strings are valid YAML scalars, whatever the token holds.
+        # JSON strings are valid YAML scalars, whatever the token holds. No web_addr: ngrok's
+        # default keeps the inspector on loopback (127.0.0.1:4040).
         text = f'version: "3"\nagent:\n  authtoken: {json.dumps(token)}\n'
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -538,6 +572,16 @@ def _user_ngrok_configs(environ: Mapping[str, str]) -> list[Path]:
         home / "Library" / "Application Support" / "ngrok" / "ngrok.yml",
         home / ".ngrok2" / "ngrok.yml",
     ]
+
+
+def _on_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _by_hand(agent: str) -> str:

@@ -46,6 +46,7 @@ _FORWARD_OK = re.compile(r"remote forward success for: listen (?:\S+:)?(\d+)")
 
 class SshTunnel:
     provider = "ssh"
+    inspector_url = ""
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ class StaticTunnel:
     """The public URL is ``tunnel.public_url`` when set, else the proxy's own loopback URL."""
 
     provider = "none"
+    inspector_url = ""
 
     def __init__(
         self, public_url: str | None = None, *, leftovers: ProcessFile | None = None

@@ -35,6 +35,12 @@ app.get("/hello", addon.authenticate(), (req, res) => {
   res.json({ hello: "from ACE", clientKey: req.context.clientKey, query: req.query });
 });
 
+// The traffic inspector's replays (tests/test_inspector_ace.py): a JSON POST behind
+// addon.authenticate(), answered with what ACE read of it.
+app.post("/echo", addon.authenticate(), (req, res) => {
+  res.json({ clientKey: req.context.clientKey, query: req.query, body: req.body });
+});
+
 // ACE sets up POST /installed itself; uninstalled is the app's to verify (RS256, as installed).
 app.post("/uninstalled", addon.authenticateInstall(), async (req, res) => {
   await addon.settings.del("clientInfo", req.body.clientKey);
