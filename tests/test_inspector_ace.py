@@ -115,7 +115,8 @@ async def test_replays_through_the_daemon_are_accepted_by_ace(
             shared_secret = jira.installations[DESCRIPTOR["key"]].shared_secret
             socket_path = project / ".connect-dev" / "control.sock"
             mode = stat.S_IMODE(socket_path.stat().st_mode)
-            assert stat.S_ISSOCK(socket_path.stat().st_mode) and mode == 0o600, oct(mode)
+            assert stat.S_ISSOCK(socket_path.stat().st_mode)
+            assert mode == 0o600, oct(mode)
             assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
 
             # A JSON POST with a token that lives 2 s: accepted while fresh.
@@ -127,7 +128,8 @@ async def test_replays_through_the_daemon_are_accepted_by_ace(
             assert answer["body"] == body
             original = await request_event(up, "/echo", 1)
             number = original["id"]
-            assert number > 0 and original["jwt"]["verdict"] == "verified"
+            assert number > 0
+            assert original["jwt"]["verdict"] == "verified"
 
             # Captured with both bodies (masked: the token is not in it).
             _, out, _ = await run("requests", *cfg, "--json", env=env)
@@ -158,7 +160,8 @@ async def test_replays_through_the_daemon_are_accepted_by_ace(
 
             # The text form: the two side by side.
             _, out, _ = await run("replay", *cfg, str(number), env=env)
-            assert "status  200" in out and "body    the same" in out, out
+            assert "status  200" in out, out
+            assert "body    the same" in out, out
 
             # Edited: another query; the qsh is computed for it, and ACE agrees.
             _, out, _ = await run("replay", *cfg, str(number), "--edit", "--json", env=env)
@@ -199,7 +202,8 @@ async def test_replays_through_the_daemon_are_accepted_by_ace(
             installed = [
                 e for e in har["log"]["entries"] if e["request"]["url"].endswith("/installed")
             ]
-            assert installed and "sharedSecret" in installed[0]["request"]["postData"]["text"]
+            assert installed
+            assert "sharedSecret" in installed[0]["request"]["postData"]["text"]
             _, _, _ = await run(
                 "requests", *cfg, "--har", str(har_path), "--include-secrets", env=env
             )
@@ -207,14 +211,16 @@ async def test_replays_through_the_daemon_are_accepted_by_ace(
 
             # A second `up` in the project is refused, and the socket stays the first one's.
             code, _, err = await run("up", "--no-tui", *cfg, env=env, check=False)
-            assert code == 1 and "another connect-dev is already running" in err, err
+            assert code == 1, err
+            assert "another connect-dev is already running" in err
             _, out, _ = await run("requests", *cfg, "--json", env=env)
             assert len(out.splitlines()) >= 9
 
             # Another user is refused (as root: `nobody`, by the file system's 0700/0600).
             if os.getuid() == 0:
                 code, _, err = await run_as_nobody(socket_path)
-                assert code != 0 and "Permission denied" in err, err
+                assert code != 0
+                assert "Permission denied" in err, err
         assert not socket_path.exists()  # removed when the run ended
 
 
