@@ -3,7 +3,7 @@ beside the add-on reached directly and nginx as the reference proxy, in one run.
 
     python benchmarks/proxy.py [--seconds 10] [--requests 3000] [--connections 50]
                                [--addon-work-ms 0] [--client auto|wrk|lean|asyncio]
-                               [--proxy-class]
+                               [--proxy-class] [--asyncio-loop] [--without-capture]
 
 For the reference figures, install nginx and wrk first (Debian/Ubuntu; each is skipped with a
 note when absent):
@@ -17,6 +17,9 @@ loopback, and in front of it, each on its own free loopback port:
     discarded by this script), ``--log-format json`` to a file, json to a pipe;
   - nginx when installed: one worker, ``proxy_pass`` to the add-on with an upstream keepalive
     pool, ``access_log`` to a file (a line per request, as `up` writes), its own temp prefix;
+  - with ``--without-capture``: one more `up` (text log to a file) with ``[inspector]
+    capture = false``; every other `up` captures (the default, issue 13), so the goals below
+    are measured with the traffic inspector's capture on;
   - with ``--proxy-class``: the ``connect_devloop.proxy.Proxy`` class with an event bus and
     the state reducer subscribed but no renderer, as the first figures of docs/performance.md
     measured it.
@@ -450,8 +453,10 @@ class UpDaemon:
         log: str,
         to_pipe: bool,
         event_loop: str = "",
+        capture: bool = True,
     ) -> None:
         self.name, self.log_format, self.to_pipe = name, log, to_pipe
+        self.capture = capture  # [inspector] capture: the traffic inspector's bodies (issue 13)
         # "" = the default (uvloop where installed); "asyncio" = asyncio's own loop.
         self.event_loop = event_loop
         self.directory, self.addon_url = directory, addon_url
@@ -469,6 +474,7 @@ class UpDaemon:
         config.write_text(
             f'[addon]\nurl = "{self.addon_url}"\n[proxy]\nport = {self.port}\n'
             '[tunnel]\nprovider = "none"\n'
+            + ("" if self.capture else "[inspector]\ncapture = false\n")
         )
         errors = os.open(self.directory / "stderr", WRITE)
         if self.to_pipe:
@@ -801,6 +807,12 @@ async def main() -> None:
         help="also measure the Proxy class in-process, without a renderer (the first figures)",
     )
     parser.add_argument(
+        "--without-capture",
+        action="store_true",
+        help="also measure `up` (text log to a file) with [inspector] capture = false (every "
+        "other `up` captures, as by default)",
+    )
+    parser.add_argument(
         "--asyncio-loop",
         action="store_true",
         help="also measure `up` (text log to a file) on asyncio's loop instead of uvloop",
@@ -869,6 +881,17 @@ async def main() -> None:
                     "text",
                     False,
                     event_loop="asyncio",
+                )
+            )
+        if args.without_capture:
+            daemons.append(
+                UpDaemon(
+                    "up, text log to a file, capture off",
+                    directory / "up-text-file-no-capture",
+                    addon.url,
+                    "text",
+                    False,
+                    capture=False,
                 )
             )
         servers: list[UpDaemon | Nginx] = list(daemons)

@@ -720,3 +720,13 @@ def test_a_callback_the_add_on_did_not_accept_does_not_read_like_success() -> No
         "request     POST /installed -> 502 in 1.0 ms (the add-on did not answer: connection "
         "refused)"
     )
+
+
+def test_a_captured_request_names_its_id_and_what_it_replays() -> None:
+    # The id is what `connect-dev replay ID` takes: the log line must say it.
+    first = RequestServed(method="GET", path="/p", status=200, duration_ms=1.0, id=12)
+    again = RequestServed(method="GET", path="/p", status=200, duration_ms=1.0, id=14, replay_of=12)
+    uncaptured = RequestServed(method="GET", path="/p", status=200, duration_ms=1.0)
+    assert format_event(first) == "request     GET /p -> 200 in 1.0 ms  #12"
+    assert format_event(again) == "request     GET /p -> 200 in 1.0 ms  #14, replay of #12"
+    assert format_event(uncaptured) == "request     GET /p -> 200 in 1.0 ms"

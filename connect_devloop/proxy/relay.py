@@ -474,7 +474,10 @@ class ClientConnection(asyncio.Protocol):
             and now - self._last_read > CLIENT_IDLE_TIMEOUT
         ):
             if not self._head_sent:
-                self._write(simple_response(408, b"request body timed out\n", close=True))
+                answer = simple_response(408, b"request body timed out\n", close=True)
+                if self._cap is not None:
+                    self._cap.set_local_response(answer)
+                self._write(answer)
                 self._status = 408
             self._end_abruptly()
 
@@ -810,6 +813,8 @@ class ClientConnection(asyncio.Protocol):
             self._end_abruptly()
             return
         self._status = exc.status
+        if self._cap is not None:  # answered by the proxy itself: the capture says so
+            self._cap.set_local_response(_refusal(exc))
         self._report(exc.status)
         self._refuse(exc)
 
@@ -817,7 +822,7 @@ class ClientConnection(asyncio.Protocol):
         """A request that cannot be framed safely: answer, and close once the client is done
         (the add-on never sees it)."""
         logger.debug("refused a request: %s", exc.reason)
-        self._write(simple_response(exc.status, f"{exc.reason}\n".encode(), close=True))
+        self._write(_refusal(exc))
         self._state = _LINGER
         self._buf.clear()
         self._deadline = _now() + LINGER_SECONDS
@@ -1180,6 +1185,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.client = None
             # Bytes after the end of the response are the add-on's mistake: never reuse.
             client.response_complete(self, self._keep_alive and end == size)
+
+
+def _refusal(exc: HttpError) -> bytes:
+    """The answer to a request the relay refuses (it closes the connection)."""
+    return simple_response(exc.status, f"{exc.reason}\n".encode(), close=True)
 
 
 def _reason(exc: BaseException) -> str:

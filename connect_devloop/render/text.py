@@ -282,6 +282,10 @@ def _request_line(event: RequestServed) -> str:
     )
     if event.addon_error:
         line += f" (the add-on did not answer: {event.addon_error})"
+    if event.id:  # what `connect-dev replay ID` takes
+        line += f"  #{event.id}"
+        if event.replay_of:
+            line += f", replay of #{event.replay_of}"
     verdict = event.jwt
     if verdict is not None and not verdict.get("verified"):
         why = verdict.get("reason") or verdict.get("verdict") or "no reason given"

@@ -365,10 +365,9 @@ def _secrets_of(request: _Request) -> list[str]:
     found: list[str] = []
     for name, value in request.headers:
         if is_secret_name(name):
-            found.append(value)
+            # "JWT <token>": the scheme stays readable, the credential is the rest.
             scheme, _, rest = value.partition(" ")
-            if rest and scheme.isalpha():
-                found.append(rest)
+            found.append(rest if rest and scheme.isalpha() else value)
     query = request.target.partition("?")[2]
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name == jwt.JWT_PARAM or is_secret_name(name):
