@@ -30,8 +30,9 @@ from .ace.npm import NPM_TIMEOUT_S
 from .e2e import CONNECT_DEV, Process, connect_dev_up
 from .keyrings import REPO_ROOT, subprocess_keyring_env
 from .test_ace import DESCRIPTOR, ace_app, ace_modules, free_port, write_config
+from .test_har import har_validator_modules, validate
 
-__all__ = ["ace_modules"]
+__all__ = ["ace_modules", "har_validator_modules"]
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("PATH") and __import__("shutil").which("node")),
@@ -91,7 +92,7 @@ async def request_event(up: Process, path_prefix: str, count: int) -> dict[str, 
 
 @pytest.mark.timeout(NPM_TIMEOUT_S + 150)
 async def test_replays_through_the_daemon_are_accepted_by_ace(
-    ace_modules: Path, tmp_path: Path
+    ace_modules: Path, har_validator_modules: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
@@ -194,7 +195,7 @@ async def test_replays_through_the_daemon_are_accepted_by_ace(
             assert stat.S_IMODE(har_path.stat().st_mode) == 0o600
             har_text = har_path.read_text(encoding="utf-8")
             har = json.loads(har_text)
-            assert har["log"]["version"] == "1.2"
+            await validate(har_validator_modules, har)  # npm har-validator: HAR 1.2 as specified
             methods = [entry["request"]["method"] for entry in har["log"]["entries"]]
             assert "POST" in methods
             for secret in (shared_secret, token, stranger):

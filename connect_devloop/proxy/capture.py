@@ -18,7 +18,6 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .http1 import RequestHead
@@ -29,52 +28,74 @@ DEFAULT_KEEP = 500
 DEFAULT_BODY_LIMIT = 64 * 1024
 
 
-@dataclass(slots=True, eq=False)
 class Exchange:
-    """One request and its response, as the proxy saw them (bodies capped)."""
+    """One request and its response, as the proxy saw them (bodies capped).
 
-    request: RequestHead
-    started: float  # wall-clock seconds
-    limit: int  # bytes kept of each body
-    request_body: bytearray = field(default_factory=bytearray)
-    request_size: int = 0  # every body byte seen, kept or not (chunked: with its framing)
-    response_head: str = ""  # the status line and header lines as received, no final CRLF
-    response_body: bytearray = field(default_factory=bytearray)
-    response_size: int = 0
-    response_chunked: bool = False
-    local: bool = False  # the proxy answered itself (the descriptor, a 502, a refusal)
-    client_port: int = 0  # the local port of the client's connection (replays are found by it)
-    # Set when the exchange is reported
-    id: int = 0
-    status: int = 0
-    duration_ms: float = 0.0
-    verdict: dict[str, Any] | None = None
-    failure: str = ""
-    replay_of: int = 0  # the id this exchange replays (0: it came from a client)
+    A plain class with slots, built once per request on the relay's path: no bytearray is
+    made until a body has a second piece (most bodies arrive in one read, and a whole read
+    within the cap is kept as the ``bytes`` the transport gave, uncopied)."""
+
+    __slots__ = (
+        "client_port",
+        "duration_ms",
+        "failure",
+        "id",
+        "limit",
+        "local",
+        "replay_of",
+        "request",
+        "request_body",
+        "request_size",
+        "response_body",
+        "response_chunked",
+        "response_head",
+        "response_size",
+        "started",
+        "status",
+        "verdict",
+    )
+
+    def __init__(
+        self, request: RequestHead, started: float, limit: int, client_port: int = 0
+    ) -> None:
+        self.request = request
+        self.started = started  # wall-clock seconds
+        self.limit = limit  # bytes kept of each body
+        # the local port of the client's connection (replays are found by it)
+        self.client_port = client_port
+        self.request_body: bytes | bytearray = b""
+        self.request_size = 0  # every body byte seen, kept or not (chunked: with its framing)
+        self.response_head = ""  # the status line and header lines as received, no final CRLF
+        self.response_body: bytes | bytearray = b""
+        self.response_size = 0
+        self.response_chunked = False
+        self.local = False  # the proxy answered itself (the descriptor, a 502, a refusal)
+        # Set when the exchange is reported
+        self.id = 0
+        self.status = 0
+        self.duration_ms = 0.0
+        self.verdict: dict[str, Any] | None = None
+        self.failure = ""
+        self.replay_of = 0  # the id this exchange replays (0: it came from a client)
 
     def add_request_body(self, piece: bytes | bytearray | memoryview) -> None:
         size = len(piece)
-        room = self.limit - len(self.request_body)
-        if room > 0:
-            self.request_body += piece if size <= room else piece[:room]
         self.request_size += size
+        self.request_body = _kept(self.request_body, piece, 0, size, self.limit)
 
     def add_response_body(
         self, data: bytes | bytearray | memoryview, start: int, stop: int
     ) -> None:
-        if stop <= start:
-            return
-        room = self.limit - len(self.response_body)
-        if room > 0:
-            self.response_body += data[start : min(stop, start + room)]
-        self.response_size += stop - start
+        if stop > start:
+            self.response_size += stop - start
+            self.response_body = _kept(self.response_body, data, start, stop, self.limit)
 
     def set_local_response(self, data: bytes) -> None:
         """A complete response the proxy wrote itself (``simple_response``)."""
         self.local = True
         head, _, body = data.partition(b"\r\n\r\n")
         self.response_head = head.decode("latin-1")
-        self.response_body = bytearray(body[: self.limit])
+        self.response_body = body[: self.limit]
         self.response_size = len(body)
 
     @property
@@ -84,6 +105,23 @@ class Exchange:
     @property
     def response_truncated(self) -> bool:
         return self.response_size > len(self.response_body)
+
+
+def _kept(
+    body: bytes | bytearray, data: bytes | bytearray | memoryview, start: int, stop: int, limit: int
+) -> bytes | bytearray:
+    """``body`` with ``data[start:stop]`` added, up to ``limit`` bytes in all."""
+    room = limit - len(body)
+    if room <= 0:
+        return body
+    stop = min(stop, start + room)
+    if not body:
+        if start == 0 and stop == len(data) and type(data) is bytes:
+            return data  # immutable: kept as it is
+        return bytes(data[start:stop])
+    grown = body if isinstance(body, bytearray) else bytearray(body)
+    grown += data[start:stop]
+    return grown
 
 
 class Capture:
@@ -121,24 +159,24 @@ class Capture:
         failure: str,
     ) -> int:
         """Keep ``exchange`` as reported; its id (for the ``request`` event)."""
-        self._last_id += 1
-        exchange.id = self._last_id
+        number = self._last_id = self._last_id + 1
+        exchange.id = number
         exchange.status = status
         exchange.duration_ms = round(seconds * 1000, 2)
         exchange.verdict = verdict
         exchange.failure = failure
         exchanges = self._exchanges
-        exchanges[exchange.id] = exchange
+        exchanges[number] = exchange
         if len(exchanges) > self.keep:
             exchanges.popitem(last=False)
-        port = exchange.client_port
-        if exchange.replay_of and port in self._replays:
-            _, done = self._replays.pop(port)
-            if not done.done():
-                done.set_result(exchange)
-        for listener in self._listeners:
-            listener(exchange)
-        return exchange.id
+        if exchange.replay_of:
+            waiting = self._replays.pop(exchange.client_port, None)
+            if waiting is not None and not waiting[1].done():
+                waiting[1].set_result(exchange)
+        if self._listeners:
+            for listener in self._listeners:
+                listener(exchange)
+        return number
 
     def get(self, exchange_id: int) -> Exchange | None:
         return self._exchanges.get(exchange_id)
