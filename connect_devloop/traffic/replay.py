@@ -26,7 +26,7 @@ import difflib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
@@ -188,30 +188,37 @@ def parse_edited(text: str, exchange: Exchange) -> _Request:
             )
         return secrets[number]
 
-    lines = [line for line in text.split("\n") if not line.startswith("#") or not line.strip()]
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    if not lines:
+    # Comments (and blank lines) before the request line are the file's; a line that starts
+    # with "#" in the body is the body's. Errors name lines as the editor numbers them, and
+    # quote them as written (placeholders, not the credentials they stand for).
+    lines = text.split("\n")
+    index = 0
+    while index < len(lines) and (lines[index].startswith("#") or not lines[index].strip()):
+        index += 1
+    if index == len(lines):
         raise ReplayError("the edited request is empty: nothing was sent")
-    request_line = _PLACEHOLDER.sub(restore, lines[0].rstrip("\r"))
+    written = lines[index].rstrip("\r")
+    request_line = _PLACEHOLDER.sub(restore, written)
     parts = request_line.split(" ")
     if len(parts) not in (2, 3) or not parts[1].startswith("/"):
         raise ReplayError(
-            f"line 1 of the edited request is not a request line: {request_line[:80]!r}",
+            f"line {index + 1} of the edited request is not a request line: {written[:80]!r}",
             hint="Write it as METHOD /path?query HTTP/1.1",
         )
     headers: list[tuple[str, str]] = []
-    index = 1
+    index += 1
     while index < len(lines) and lines[index].rstrip("\r"):
         line = lines[index].rstrip("\r")
+        index += 1
+        if line.startswith("#"):
+            continue  # a comment among the headers
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
             raise ReplayError(
-                f"line {index + 1} of the edited request is not a header: {line[:80]!r}",
+                f"line {index} of the edited request is not a header: {line[:80]!r}",
                 hint="Write headers as Name: value, then an empty line before the body.",
             )
         headers.append((name, _PLACEHOLDER.sub(restore, value.strip())))
-        index += 1
     body_text = "\n".join(lines[index + 1 :])
     body = _PLACEHOLDER.sub(restore, body_text).encode("utf-8")
     if not exchange.request_body and not body.strip():
@@ -368,17 +375,26 @@ def _secrets_of(request: _Request) -> list[str]:
             # "JWT <token>": the scheme stays readable, the credential is the rest.
             scheme, _, rest = value.partition(" ")
             found.append(rest if rest and scheme.isalpha() else value)
-    query = request.target.partition("?")[2]
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    # A value in the target or a form body stands there percent-encoded or not: both forms.
+    for name, value, raw in _fields(request.target.partition("?")[2]):
         if name == jwt.JWT_PARAM or is_secret_name(name):
-            found.append(value)
+            found += (value, raw)
     text = request.body.decode("utf-8", "replace")
-    for name, value in parse_qsl(text, keep_blank_values=True):
+    for name, value, raw in _fields(text):
         if is_secret_name(name):
-            found.append(value)
+            found += (value, raw)
     found += _json_secrets(text)
     unique = sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
     return [value for value in unique if value in _haystack(request)]
+
+
+def _fields(text: str) -> Iterator[tuple[str, str, str]]:
+    """The ``name=value`` items of a query or a form body: the name decoded, and the value
+    decoded and as written."""
+    for item in text.split("&"):
+        name, sep, raw = item.partition("=")
+        if sep:
+            yield unquote_plus(name), unquote_plus(raw), raw
 
 
 def _haystack(request: _Request) -> str:
