@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 __all__ = [
     "is_secret_name",
@@ -79,7 +80,9 @@ def mask_path(path: str) -> str:
     masked = []
     for item in query.split("&"):
         name, eq, _value = item.partition("=")
-        masked.append(f"{name}={MASK}" if eq and is_secret_name(name) else item)
+        # A name may be percent-encoded (%6Awt is jwt): judged as the server decodes it.
+        secret = eq and is_secret_name(unquote_plus(name) if "%" in name else name)
+        masked.append(f"{name}={MASK}" if secret else item)
     return f"{base}?{'&'.join(masked)}"
 
 

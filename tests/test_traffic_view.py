@@ -634,3 +634,43 @@ def test_a_planted_secret_never_shows_in_detail_unless_asked(
         )
     assert secret not in text_of(detail(made, CONTEXT))
     assert secret in text_of(detail(made, CONTEXT, include_secrets=True))
+
+
+def test_json_cut_short_is_masked_at_any_depth() -> None:
+    # The capture cut it: it does not parse, and every secret in it is still masked.
+    document = {
+        "user": "ann",
+        "session": {"token": "LEAK-A"},
+        "data": {"nested": [{"password": "LEAK-B"}], "apiKey": 12345678},
+        "secret": {"value": "LEAK-C"},
+        "filler": "x" * 300,
+    }
+    cut = json.dumps(document).encode()[:230]
+    body = body_of(cut, 400, [("Content-Type", "application/json")])
+    assert body.kind == "text"
+    for leak in ("LEAK-A", "LEAK-B", "LEAK-C", "12345678"):
+        assert leak not in body.shown
+    assert '"user": "ann"' in body.shown
+
+
+def test_a_secret_field_shows_no_word_of_it() -> None:
+    body = body_of(
+        b'{"password": "correct horse battery staple"}', 45, [("Content-Type", "application/json")]
+    )
+    assert "correct" not in body.shown
+    form = body_of(
+        b"password=correct+horse", 22, [("Content-Type", "application/x-www-form-urlencoded")]
+    )
+    assert "correct" not in form.shown
+
+
+def test_json_labelled_as_text_is_masked_as_json() -> None:
+    body = body_of(b'{"sharedSecret": "LEAK-D", "ok": 1}', 35, [("Content-Type", "text/plain")])
+    assert body.kind == "json"
+    assert "LEAK-D" not in body.shown
+
+
+def test_a_percent_encoded_secret_parameter_name_is_masked() -> None:
+    from connect_devloop.redact import mask_path
+
+    assert mask_path("/p?%6Awt=LEAK-E&a=1") == "/p?%6Awt=••••••&a=1"

@@ -12,7 +12,6 @@ it is reported as ``wait``, with ``send`` and ``receive`` 0 (they are not measur
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import string
 from collections.abc import Iterable, Sequence
@@ -187,7 +186,7 @@ def _content(
     content: dict[str, Any] = {"size": body.size, "mimeType": body.content_type}
     if body.note.startswith("decoded from") and not body.truncated:
         # HAR's size is the decoded content's, and ``compression`` what the encoding saved.
-        decoded = _decoded_size(exchange, raw_headers)
+        decoded = body.decoded_size
         content["size"] = decoded
         content["compression"] = decoded - body.size
     text, encoding, withheld = _text(body, include_secrets)
@@ -229,25 +228,6 @@ def _notes(data: dict[str, Any], body: Body, withheld: str) -> None:
         data["comment"] = comment
     if body.truncated:
         data["_truncated"] = True
-
-
-def _decoded_size(exchange: Exchange, raw_headers: list[tuple[str, str]]) -> int:
-    """The length of the response body once de-chunked and decompressed.
-
-    view keeps this to itself (``Body.size`` counts the encoded bytes): asked for the same body
-    as opaque bytes, it returns the decoded bytes whole, in ``base64``, unparsed and unmasked,
-    which is fine for counting them.
-    """
-    opaque = [(name, value) for name, value in raw_headers if name.lower() != "content-type"]
-    opaque.append(("Content-Type", "application/octet-stream"))
-    decoded = body_of(
-        exchange.response_body,
-        exchange.response_size,
-        opaque,
-        chunked=exchange.response_chunked,
-        include_secrets=True,
-    )
-    return len(base64.b64decode(decoded.base64 or ""))
 
 
 # --- headers, cookies, URL ------------------------------------------------------------------

@@ -14,6 +14,7 @@ the host signs it (its canonical request), so a mismatch reads at a glance.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "body_of",
     "dechunk",
     "detail",
+    "mask_json_text",
     "request_token",
     "response_headers",
     "summary",
@@ -68,6 +70,7 @@ class Body:
     text: str | None  # the body as text, masked (None: binary; then ``base64``)
     base64: str | None = None
     note: str = ""  # why it is shown as it is (truncated, undecodable, ...)
+    decoded_size: int = 0  # bytes after de-chunking and gzip/deflate (of what was kept)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -184,6 +187,19 @@ def body_of(
     known: Iterable[str] = (),
 ) -> Body:
     """A body as it may be shown: decoded, classified, masked."""
+    body, decoded = _body_of(kept, size, headers, chunked, include_secrets, known)
+    return dataclasses.replace(body, decoded_size=decoded)
+
+
+def _body_of(
+    kept: bytes | bytearray,
+    size: int,
+    headers: Iterable[tuple[str, str]],
+    chunked: bool,
+    include_secrets: bool,
+    known: Iterable[str],
+) -> tuple[Body, int]:
+    """``body_of``'s body, and the size of what it decoded."""
     fields = {name.lower(): value for name, value in headers}
     content_type = fields.get("content-type", "")
     truncated = size > len(kept)
@@ -202,16 +218,20 @@ def body_of(
             note = f"decoded from {encoding}"
         except zlib.error:
             note = f"{encoding} that does not decode"
-            return _binary(data, content_type, size, len(kept), truncated, note)
+            return _binary(data, content_type, size, len(kept), truncated, note), len(data)
     elif encoding and encoding != "identity" and data:
-        return _binary(data, content_type, size, len(kept), truncated, f"{encoding}-encoded")
+        return (
+            _binary(data, content_type, size, len(kept), truncated, f"{encoding}-encoded")
+        ), len(data)
     if truncated:
         note = _join(note, f"only the first {len(kept):,} of {size:,} bytes were kept")
     if not data and not size:
-        return Body("empty", content_type, 0, 0, False, "", "")
+        return Body("empty", content_type, 0, 0, False, "", ""), len(data)
     media = content_type.split(";", 1)[0].strip().lower()
     secrets = [] if include_secrets else [value for value in known if value]
-    if media == "application/json" or media.endswith("+json") or (not media and _looks_json(data)):
+    # JSON is JSON whatever it is labelled (text/plain, none): its secret fields are masked.
+    looks_json = _looks_json(data) and media not in ("text/html", "application/xhtml+xml")
+    if media == "application/json" or media.endswith("+json") or looks_json:
         try:
             document = json.loads(data)
         except ValueError:
@@ -219,18 +239,19 @@ def body_of(
             note = _join(note, "not valid JSON" if not truncated else "")
             text = data.decode("utf-8", "replace")
             if not include_secrets:
-                text = _JSON_FIELD.sub(_mask_json_field, text)
+                text = mask_json_text(text)
             text = _scrub(text, secrets)
-            return Body("text", content_type, size, len(kept), truncated, _cap(text), text,
-                        None, note)  # fmt: skip
+            return (
+                Body("text", content_type, size, len(kept), truncated, _cap(text), text, None, note)
+            ), len(data)
         else:
             if not include_secrets:
                 document = _mask_document(document)
             pretty = _scrub(json.dumps(document, indent=2, ensure_ascii=False), secrets)
             compact = _scrub(json.dumps(document, ensure_ascii=False), secrets)
-            return Body(
-                "json", content_type, size, len(kept), truncated, pretty, compact, None, note
-            )
+            return (
+                Body("json", content_type, size, len(kept), truncated, pretty, compact, None, note)
+            ), len(data)
     if media == "application/x-www-form-urlencoded":
         text = data.decode("utf-8", "replace")
         pairs = parse_qsl(text, keep_blank_values=True)
@@ -238,14 +259,27 @@ def body_of(
             pairs = [(k, _masked(v) if _secret_field(k) else v) for k, v in pairs]
             text = "&".join(_masked_item(item) for item in text.split("&"))
         shown = "\n".join(f"{k} = {v}" for k, v in pairs)
-        return Body("form", content_type, size, len(kept), truncated, _scrub(shown, secrets),
-                    _scrub(text, secrets), None, note)  # fmt: skip
+        return (
+            Body(
+                "form",
+                content_type,
+                size,
+                len(kept),
+                truncated,
+                _scrub(shown, secrets),
+                _scrub(text, secrets),
+                None,
+                note,
+            )
+        ), len(data)
     if media.startswith("multipart/"):
         text = data.decode("utf-8", "replace")
         if not include_secrets:
             text = _mask_parts(text)
         text = _scrub(text, secrets)
-        return Body("text", content_type, size, len(kept), truncated, _cap(text), text, None, note)
+        return (
+            Body("text", content_type, size, len(kept), truncated, _cap(text), text, None, note)
+        ), len(data)
     textual = _is_text(media, data)
     if media in ("text/html", "application/xhtml+xml"):
         text = _scrub(data.decode("utf-8", "replace"), secrets)
@@ -255,12 +289,25 @@ def body_of(
             if match
             else ""
         )
-        return Body("html", content_type, size, len(kept), truncated,
-                    f"HTML, {size:,} bytes{title}", text, None, note)  # fmt: skip
+        return (
+            Body(
+                "html",
+                content_type,
+                size,
+                len(kept),
+                truncated,
+                f"HTML, {size:,} bytes{title}",
+                text,
+                None,
+                note,
+            )
+        ), len(data)
     if textual:
         text = _scrub(data.decode("utf-8", "replace"), secrets)
-        return Body("text", content_type, size, len(kept), truncated, _cap(text), text, None, note)
-    return _binary(data, content_type, size, len(kept), truncated, note)
+        return (
+            Body("text", content_type, size, len(kept), truncated, _cap(text), text, None, note)
+        ), len(data)
+    return _binary(data, content_type, size, len(kept), truncated, note), len(data)
 
 
 # --- the JWT --------------------------------------------------------------------------------
@@ -368,7 +415,9 @@ def _masked_item(item: str) -> str:
 
 
 def _masked(value: str) -> str:
-    return mask_value(value) if value else value
+    """A body field's secret, masked whole: unlike a header, no leading word is a scheme
+    (``"correct horse battery staple"`` must not show "correct")."""
+    return f"{MASK} ({len(value)} chars)" if value else value
 
 
 def _mask_document(value: Any) -> Any:
@@ -396,18 +445,65 @@ def _cap(text: str) -> str:
     return text if len(text) <= MAX_SHOWN_TEXT else text[:MAX_SHOWN_TEXT] + "\n…"
 
 
-# "name": "value" in JSON text that does not parse (masked when the name is a secret's).
-_JSON_FIELD = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)')
+# The tokens of JSON text: a string (perhaps cut short), a structural character, anything else.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[{}\[\]:,]|[^\s{}\[\]:,"]+|\s+')
 # A part of a multipart/form-data body: its name, then its content up to the next boundary.
 _PART = re.compile(
     r'(name="([^"]*)"[^\r\n]*(?:\r?\n[^\r\n]+)*\r?\n\r?\n)(.*?)(?=\r?\n--|\Z)', re.DOTALL
 )
 
 
-def _mask_json_field(match: re.Match[str]) -> str:
-    if not is_secret_name(match.group(1)):
-        return match.group(0)
-    return f'"{match.group(1)}"{match.group(2)}"{MASK}"'
+def mask_json_text(text: str) -> str:
+    """JSON text that does not parse (cut short by the capture, or broken), with whatever a
+    secret-named key holds masked whole: a string, a number, or an object or array up to its
+    closing bracket (or the end of the text). A walk over its tokens, not a pattern: the value
+    of a key may be any nesting of objects."""
+    out: list[str] = []
+    key_expected = False  # inside an object, before its next key
+    containers: list[str] = []
+    pending_secret = False  # the last key was a secret's and its value comes next
+    skipping = 0  # depth inside a masked object or array
+    last_key: str | None = None
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group(0)
+        if skipping:
+            if token in ("{", "["):
+                skipping += 1
+            elif token in ("}", "]"):
+                skipping -= 1
+                if not skipping:
+                    containers.pop()
+                    key_expected = False
+            continue
+        if token.isspace():
+            out.append(token)
+            continue
+        if pending_secret and token != ":":
+            pending_secret = False
+            out.append(f'"{MASK}"')
+            if token in ("{", "["):
+                containers.append(token)
+                skipping = 1
+            continue
+        if token in ("{", "["):
+            containers.append(token)
+            key_expected = token == "{"
+        elif token in ("}", "]"):
+            if containers:
+                containers.pop()
+            key_expected = False
+        elif token == ",":
+            key_expected = bool(containers) and containers[-1] == "{"
+        elif token == ":":
+            pending_secret = last_key is not None and is_secret_name(last_key)
+            last_key = None
+        elif key_expected and token.startswith('"'):
+            last_key = token.strip('"')
+            key_expected = False
+        out.append(token)
+    if pending_secret:
+        out.append(f'"{MASK}"')
+    return "".join(out)
 
 
 def _mask_parts(text: str) -> str:
