@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import shlex
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..daemon import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
+from ..traffic.editor import edit_in_editor
 
 __all__ = ["add_parsers", "format_summary"]
 
@@ -192,7 +189,7 @@ async def _replay(state_dir: Path, args: argparse.Namespace, out: TextIO) -> int
         if args.edit:
             text = (await client.get(f"/requests/{args.id}/edit"))["text"]
             edited = await asyncio.to_thread(edit_in_editor, text)
-            if edited is None or not _has_request(edited):
+            if not _has_request(edited):
                 print("nothing sent: the edited request is empty", file=out)
                 return EXIT_FAILURE
         outcome = await client.post(
@@ -225,30 +222,3 @@ def format_outcome(outcome: dict[str, Any]) -> str:
 
 def _has_request(text: str) -> bool:
     return any(line.strip() and not line.startswith("#") for line in text.splitlines())
-
-
-def edit_in_editor(text: str) -> str | None:
-    """``text`` as the user left it after ``$VISUAL`` or ``$EDITOR`` (else vi); None when the
-    editor failed. The file is 0600 and removed afterwards (it holds no credential anyway)."""
-    from ..errors import DevloopError
-
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    descriptor, name = tempfile.mkstemp(prefix="connect-dev-replay-", suffix=".http")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        try:
-            done = subprocess.run([*shlex.split(editor), name], check=False)
-        except OSError as exc:
-            raise DevloopError(
-                f"cannot start the editor {editor!r}: {exc.strerror}",
-                hint="Set $EDITOR (or $VISUAL) to an editor on PATH.",
-            ) from exc
-        if done.returncode != 0:
-            raise DevloopError(
-                f"the editor {editor!r} exited with status {done.returncode}: nothing was sent"
-            )
-        return Path(name).read_text(encoding="utf-8")
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)

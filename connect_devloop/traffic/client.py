@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -15,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import DevloopError
-from .control import _MAX_SOCKET_PATH, SOCKET_NAME
+from .control import SOCKET_NAME, socket_address
 
 __all__ = ["ControlClient", "NoDaemonError"]
 
@@ -36,12 +35,11 @@ class ControlClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ControlClient:
-        address = str(self.path)
-        if len(address.encode()) > _MAX_SOCKET_PATH:
-            # Too long for a socket address: through the directory's descriptor instead.
-            with contextlib.suppress(OSError):
-                self._directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-                address = f"/proc/self/fd/{self._directory}/{SOCKET_NAME}"
+        try:
+            # Kept open while the session lives: aiohttp connects when a request is made.
+            address, self._directory = socket_address(self.path)
+        except OSError:
+            address = str(self.path)  # no directory: connecting says there is no daemon
         self._session = aiohttp.ClientSession(
             connector=aiohttp.UnixConnector(path=address), timeout=_TIMEOUT
         )

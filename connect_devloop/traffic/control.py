@@ -40,13 +40,13 @@ from .replay import NotCapturedError
 from .service import TrafficService
 from .view import summary
 
-__all__ = ["SOCKET_NAME", "ControlServer", "peer_uid", "socket_address"]
+__all__ = ["MAX_SOCKET_PATH", "SOCKET_NAME", "ControlServer", "peer_uid", "socket_address"]
 
 logger = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
 # Unix socket paths longer than this do not fit sockaddr_un (108 bytes with its NUL on Linux).
-_MAX_SOCKET_PATH = 100
+MAX_SOCKET_PATH = 100
 _FOLLOW_QUEUE = 1000  # summaries a slow follower may lag behind before it is told it skipped
 
 
@@ -79,8 +79,12 @@ class ControlServer:
             self.path.unlink()  # left by a crashed run: this run holds the project lock
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with socket_address(self.path) as address:
+            address, directory = socket_address(self.path)
+            try:
                 sock.bind(address)
+            finally:
+                if directory is not None:
+                    os.close(directory)
             # The directory is 0700, so nobody else could reach it in between.
             os.chmod(self.path, 0o600)
             sock.listen(16)
@@ -197,19 +201,15 @@ def peer_uid(sock: socket.socket) -> int | None:
     return int(uid)
 
 
-@contextlib.contextmanager
-def socket_address(path: Path) -> Any:
-    """The address to bind or connect ``path`` by: the path itself, or, when it is too long
-    for a Unix socket address, the same file through ``/proc/self/fd`` of its directory."""
+def socket_address(path: Path) -> tuple[str, int | None]:
+    """The address to bind or connect ``path`` by, and a descriptor to close once that is done
+    (None: nothing to close). A path too long for a Unix socket address (108 bytes) is reached
+    through ``/proc/self/fd`` of its directory, opened here."""
     text = str(path)
-    if len(text.encode()) <= _MAX_SOCKET_PATH:
-        yield text
-        return
+    if len(text.encode()) <= MAX_SOCKET_PATH:
+        return text, None
     directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        yield f"/proc/self/fd/{directory}/{path.name}"
-    finally:
-        os.close(directory)
+    return f"/proc/self/fd/{directory}/{path.name}", directory
 
 
 def _int(text: str) -> int:
