@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from .. import __version__
 from ..proxy.capture import Exchange
 from ..redact import mask_value, masked_mapping
-from .view import Body, ViewContext, body_of, detail, request_token, response_headers
+from .view import Body, ViewContext, body_of, detail, request_credentials, response_headers
 
 __all__ = ["HAR_VERSION", "to_har"]
 
@@ -54,9 +54,8 @@ def to_har(
 def _entry(exchange: Exchange, context: ViewContext, include_secrets: bool) -> dict[str, Any]:
     shown = detail(exchange, context, include_secrets=include_secrets)
     # detail() gives bodies as summaries; HAR needs their text, so they are asked for again with
-    # the same arguments detail() uses (the request's own JWT is scrubbed from both bodies).
-    token = request_token(exchange)
-    known = [token[1]] if token is not None and not include_secrets else []
+    # the same arguments detail() uses (the request's credentials are scrubbed from both).
+    known = [] if include_secrets else request_credentials(exchange)
     request = exchange.request
     request_body = body_of(
         exchange.request_body,

@@ -37,9 +37,10 @@ from ..proxy.capture import Capture, Exchange
 from ..proxy.http1 import HOP_BY_HOP
 from ..redact import MASK, is_secret_name
 from ..secret import Secret
-from .view import ViewContext, body_of, dechunk, request_token, response_headers, summary
+from .view import ViewContext, body_of, dechunk, request_credentials, response_headers, summary
 
 __all__ = [
+    "CannotResignError",
     "NotCapturedError",
     "ReplayError",
     "ReplayOutcome",
@@ -67,6 +68,11 @@ the reason when it cannot."""
 
 class ReplayError(DevloopError):
     """A replay that was not sent (or got no answer), and why."""
+
+
+class CannotResignError(ReplayError):
+    """The request carries a Connect JWT connect-dev cannot sign again; ``--unchanged`` (the
+    dashboard's ``u``) sends it as captured."""
 
 
 class NotCapturedError(ReplayError):
@@ -248,10 +254,10 @@ async def _resign(
         header = jwt.unverified_header(token)
         claims = jwt.unverified_claims(token)
     except jwt.JwtVerificationError as exc:
-        raise ReplayError(f"{why_not}: its token is not a JWT", hint=unchanged_hint) from exc
+        raise CannotResignError(f"{why_not}: its token is not a JWT", hint=unchanged_hint) from exc
     algorithm = header.get("alg")
     if algorithm != "HS256":
-        raise ReplayError(
+        raise CannotResignError(
             f"{why_not}: its token is signed with {algorithm}, which only the host can sign "
             "(install callbacks are signed with the host's own RSA key)",
             hint=unchanged_hint,
@@ -259,7 +265,7 @@ async def _resign(
     try:
         tenant, secret = await signer(claims)
     except DevloopError as exc:
-        raise ReplayError(f"{why_not}: {exc.message}", hint=unchanged_hint) from exc
+        raise CannotResignError(f"{why_not}: {exc.message}", hint=unchanged_hint) from exc
     now = int(clock())
     iat, exp = claims.get("iat"), claims.get("exp")
     lifetime = DEFAULT_LIFETIME_S
@@ -430,7 +436,7 @@ def _shown(exchange: Exchange) -> str:
         exchange.response_size,
         response_headers(exchange),
         chunked=exchange.response_chunked,
-        known=[token for _, token in [request_token(exchange) or ("", "")] if token],
+        known=request_credentials(exchange),
     )
     return body.shown
 

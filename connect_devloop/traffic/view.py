@@ -36,6 +36,7 @@ __all__ = [
     "dechunk",
     "detail",
     "mask_json_text",
+    "request_credentials",
     "request_token",
     "response_headers",
     "summary",
@@ -102,6 +103,24 @@ def request_token(exchange: Exchange) -> tuple[str, str] | None:
     return None
 
 
+def request_credentials(exchange: Exchange) -> list[str]:
+    """Every credential the request carried (its credential headers, its ``?jwt=`` and other
+    secret query parameters), to be masked wherever a body repeats one: an add-on that echoes
+    its URL beside an Authorization header would show the other token. Longest first, so no
+    part of one is left beside a mask; values under 8 characters are left alone (masking "1"
+    would mask every digit)."""
+    request = exchange.request
+    found: list[str] = []
+    for name, value in request.headers:
+        if is_secret_name(name):
+            found += [value, value.partition(" ")[2].strip()]
+    for item in request.query.split("&"):
+        name, _, value = item.partition("=")
+        if _secret_field(unquote_plus(name)):
+            found += [value, unquote_plus(value)]  # an echo may be either
+    return sorted({value for value in found if len(value) >= 8}, key=len, reverse=True)
+
+
 def summary(exchange: Exchange) -> dict[str, Any]:
     """One line of ``connect-dev requests``: no bodies, credentials masked."""
     verdict = exchange.verdict
@@ -127,7 +146,7 @@ def detail(
     """Everything about one exchange, as JSON-ready data."""
     request = exchange.request
     token = request_token(exchange)
-    known = [token[1]] if token is not None and not include_secrets else []
+    known = [] if include_secrets else request_credentials(exchange)
     status_line, headers = _split_head(exchange.response_head)
     reason = (
         status_line.split(" ", 2)[2] if status_line.count(" ") >= 2 else _phrase(exchange.status)

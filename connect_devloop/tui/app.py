@@ -10,6 +10,10 @@ ten redraws a second, whatever its rate, and every list is bounded.
 Quitting (``q``, Ctrl-C, SIGTERM) sets ``stop`` and shows the teardown host by host until the
 daemon returns; a second Ctrl-C exits at once with 130 and leaves the ledger for
 ``connect-dev down``, as the text mode does.
+
+The traffic inspector: a request's card shows its captured exchange (``inspector.py``), ``/``
+filters the requests, and ``p`` (or ``r``/``e`` on the card) replays one; every way of asking
+for a replay posts ``ReplayRequested``, handled here, and the outcome opens beside the original.
 """
 
 from __future__ import annotations
@@ -28,27 +32,39 @@ from typing import Protocol, TextIO
 
 from rich.text import Text
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from ..config import Config
 from ..daemon import EXIT_FAILURE, EXIT_FORCED
+from ..errors import DevloopError
 from ..events import AddonOutput, Event, EventBus, RequestServed
 from ..render.text import STOP_DASHBOARD, TextRenderer
 from ..state import HostState, State, reduce
+from ..traffic.replay import ReplayError
 from .addon_output import AddonOutputPanel
 from .daemon_thread import ThreadedDaemon
 from .event_log import EventLog
+from .filter_bar import FilterBar
 from .footer import DashboardFooter
 from .format import SPINNER
 from .header import DescriptorHeader
 from .host_detail import HostDetail
 from .host_problems import HostProblems
 from .hosts import HostsTable
-from .messages import BrowserOpened, DaemonExited, EventsPending, LogLine
+from .inspector import (
+    NOT_CAPTURING,
+    captured_detail,
+    has_request,
+    offers_unchanged,
+    replay_via,
+    traffic_of,
+)
+from .messages import BrowserOpened, DaemonExited, EventsPending, LogLine, ReplayRequested
 from .model import TeardownStep, Tenant, teardown_steps, track_teardown, track_tenants
+from .replay import ReplayFailed, ReplayResult
 from .request_detail import RequestDetail
 from .requests import RequestTable
 from .teardown import TeardownPanel
@@ -66,7 +82,8 @@ UPM_PAGE = "/plugins/servlet/upm"
 
 
 class Daemon(Protocol):
-    """What the dashboard drives: ``Supervisor`` (or a fake in tests)."""
+    """What the dashboard drives: ``Supervisor`` (or a fake in tests). A daemon may also offer
+    ``traffic`` and ``replay`` (``inspector.Inspectable``) for the request card and replays."""
 
     async def run(self, stop: asyncio.Event) -> int: ...
 
@@ -79,6 +96,7 @@ class Daemon(Protocol):
 
 DaemonFactory = Callable[[Config, EventBus], Daemon]
 Opener = Callable[[str], object]
+Editor = Callable[[str], "str | None"]  # the request to edit -> as saved (None: not saved)
 
 
 class DashboardApp(App[None]):
@@ -117,7 +135,8 @@ class DashboardApp(App[None]):
     BINDINGS = [
         Binding("r", "reinstall_all", "Re-install all"),
         Binding("d", "uninstall", "Uninstall host"),
-        Binding("o", "open_host", "Open in browser"),
+        # Short enough that "/ Filter" and "p Replay" leave "q Quit" on a 120-column footer.
+        Binding("o", "open_host", "Open UPM"),
         Binding("c", "copy_url", "Copy URL"),
         Binding("v", "validate", "Validate"),
         Binding("l", "focus_log", "Log"),
@@ -137,9 +156,11 @@ class DashboardApp(App[None]):
         handle_signals: bool = False,
         capture_logging: bool = False,
         clock: Callable[[], float] = time.time,
+        editor: Editor | None = None,
     ) -> None:
         """``clock``: wall-clock seconds, for how long a Forge CLI step has been running (a
-        replay passes the moment it shows)."""
+        replay passes the moment it shows). ``editor``: edits a request before its replay
+        (by default ``$VISUAL``/``$EDITOR`` with the screen handed over to it)."""
         super().__init__()
         self.config = config
         self.bus = bus or EventBus()
@@ -155,6 +176,7 @@ class DashboardApp(App[None]):
         self._handle_signals = handle_signals
         self._capture_logging = capture_logging
         self._clock = clock
+        self._editor = editor or self._edit_in_terminal
         self._notes = tuple(notes)
         self.stop = asyncio.Event()  # set to tear down: the daemon's own stop
         self.daemon_task: asyncio.Task[int] | None = None
@@ -179,6 +201,7 @@ class DashboardApp(App[None]):
         yield EventLog(id="log")
         yield AddonOutputPanel(id="addon-output")
         yield RequestTable(id="requests")
+        yield FilterBar(id="request-filter")
         yield DashboardFooter()
 
     def on_mount(self) -> None:
@@ -272,7 +295,7 @@ class DashboardApp(App[None]):
             shown = state.recent_requests[-min(new, len(state.recent_requests)) :]
             requests = self.query_one(RequestTable)
             requests.add(shown, state.request_count)
-            requests.border_title = requests_title(state)
+            requests.set_title(requests_title(state))
             self._requests_shown = state.request_count
         if self._spinning():
             self._spinner.resume()
@@ -467,7 +490,10 @@ class DashboardApp(App[None]):
     def _show_request(self) -> None:
         request = self.query_one(RequestTable).request_at_cursor()
         if request is not None:
-            self.push_screen(RequestDetail(request))
+            traffic = traffic_of(self.daemon)
+            capturing = self.config.inspector.capture
+            detail, note = captured_detail(traffic, request, capturing=capturing)
+            self.push_screen(RequestDetail(request, detail, note))
 
     @on(DataTable.RowSelected, "#hosts")
     def _show_host(self) -> None:
@@ -477,6 +503,99 @@ class DashboardApp(App[None]):
             self.push_screen(
                 HostDetail(self.state.hosts[host], table.config_of(host), self.tenants.get(host))
             )
+
+    # --- the requests' filter ------------------------------------------------------------------
+
+    @on(RequestTable.FilterOpened)
+    def _open_filter(self, message: RequestTable.FilterOpened) -> None:
+        self.query_one(FilterBar).open(message.text)
+
+    @on(Input.Changed, "#request-filter")
+    def _filter_changed(self, message: Input.Changed) -> None:
+        self.query_one(RequestTable).set_filter(message.value)
+
+    @on(Input.Submitted, "#request-filter")
+    def _filter_kept(self) -> None:
+        self.query_one(FilterBar).close()
+        self.query_one(RequestTable).focus()
+
+    @on(FilterBar.Cancelled)
+    def _filter_cleared(self) -> None:
+        self.query_one(RequestTable).set_filter("")
+        self.query_one(FilterBar).close()
+        self.query_one(RequestTable).focus()
+
+    # --- replays ------------------------------------------------------------------------------
+
+    def on_replay_requested(self, message: ReplayRequested) -> None:
+        number = message.id
+        if self.quitting:
+            self.notify("Quitting: nothing is replayed now.", severity="warning")
+            return
+        if not number:
+            self.notify("This request was not captured: it cannot be replayed.", severity="warning")
+            return
+        if traffic_of(self.daemon) is None:
+            self.notify(f"Cannot replay: {NOT_CAPTURING}.", severity="warning")
+            return
+        edited = message.edited
+        if message.edit:
+            edited = self._edit(number)
+            if edited is None:
+                return
+        self.notify(f"Replaying request #{number}…", timeout=3)
+        self.run_worker(self._replay(number, edited, message.unchanged), name=f"replay {number}")
+
+    def _edit(self, number: int) -> str | None:
+        """Request ``number`` as the user edited it; None when there is nothing to send."""
+        traffic = traffic_of(self.daemon)
+        assert traffic is not None
+        try:
+            edited = self._editor(traffic.editable(number))
+        except DevloopError as exc:  # a binary body, no editor, an editor that failed
+            self._replay_failed(number, exc, unchanged=False, edited=None)
+            return None
+        if edited is None or not has_request(edited):
+            self.notify("Nothing sent: the edited request is empty.", severity="warning")
+            return None
+        return edited
+
+    def _edit_in_terminal(self, text: str) -> str | None:
+        """The editor on this terminal, the dashboard suspended meanwhile. The daemon goes on
+        on its own thread: requests arriving meanwhile are on screen when the editor quits."""
+        from ..traffic.editor import edit_in_editor
+
+        try:
+            with self.suspend():
+                return edit_in_editor(text)
+        except SuspendNotSupported:
+            raise DevloopError(
+                "this terminal cannot be handed over to an editor",
+                hint="Edit and replay from another terminal: `connect-dev replay ID --edit`.",
+            ) from None
+
+    async def _replay(self, number: int, edited: str | None, unchanged: bool) -> None:
+        try:
+            outcome = await replay_via(self.daemon, number, edited=edited, unchanged=unchanged)
+            result = outcome.to_dict()
+        except DevloopError as exc:
+            self._replay_failed(number, exc, unchanged=unchanged, edited=edited)
+            return
+        except Exception as exc:  # a bug must not take the dashboard (and the daemon) down
+            logger.exception("replay of request %s failed", number)
+            failure = DevloopError(f"the replay of request {number} failed: {exc!r}")
+            self._replay_failed(number, failure, unchanged=unchanged, edited=edited)
+            return
+        self.push_screen(ReplayResult(result))
+
+    def _replay_failed(
+        self, number: int, error: DevloopError, *, unchanged: bool, edited: str | None
+    ) -> None:
+        offered = isinstance(error, ReplayError) and offers_unchanged(error, unchanged=unchanged)
+        failed = ReplayFailed(
+            number, error.message, error.hint, unchanged_offered=offered, edited=edited
+        )
+        self.push_screen(failed)
 
     # --- logging ------------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ waits at most for the interpreter's thread switch, which ``run_dashboard`` short
 Nothing else changes for the daemon: it still emits on the bus (the dashboard's subscriber is
 safe from any thread) and still stops when its own ``stop`` is set; each call from the
 dashboard is handed to the daemon's loop, which is uvloop where installed (``eventloop``).
+A replay is too: it sends through the proxy, whose sockets belong to that loop. The capture
+(``traffic``) is read from the dashboard's thread as it is (see ``inspector``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import eventloop
+from ..traffic.replay import ReplayError, ReplayOutcome
+from ..traffic.service import TrafficService
+from .inspector import NOT_CAPTURING, traffic_of
 
 if TYPE_CHECKING:
     from .app import Daemon
@@ -103,4 +108,22 @@ class ThreadedDaemon:
         if loop is None:
             return False
         future = asyncio.run_coroutine_threadsafe(self._daemon.uninstall(host), loop)
+        return await asyncio.wrap_future(future)
+
+    @property
+    def traffic(self) -> TrafficService | None:
+        return traffic_of(self._daemon)
+
+    async def replay(
+        self, exchange_id: int, *, edited: str | None = None, unchanged: bool = False
+    ) -> ReplayOutcome:
+        traffic, loop = self.traffic, self._daemon_loop()
+        if traffic is None or loop is None:
+            raise ReplayError(f"request {exchange_id} cannot be sent again: {NOT_CAPTURING}")
+        replay = traffic.replay(exchange_id, edited=edited, unchanged=unchanged)
+        try:
+            future = asyncio.run_coroutine_threadsafe(replay, loop)
+        except RuntimeError:  # the loop closed in between: the daemon has finished
+            replay.close()
+            raise ReplayError(f"request {exchange_id} was not sent: connect-dev stopped") from None
         return await asyncio.wrap_future(future)

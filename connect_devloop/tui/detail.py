@@ -1,4 +1,7 @@
-"""The modal card behind Enter: one renderable, scrollable, closed with Esc or Enter."""
+"""The modal card behind Enter: one renderable, scrollable, closed with Esc or Enter.
+
+A modal screen hides the keys of the screens under it (the app's too), so the card has a
+footer of its own: it shows what works on the card, and only that."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 __all__ = ["DetailScreen"]
 
@@ -41,6 +44,7 @@ class DetailScreen(ModalScreen[None]):
             box.border_title = self._title
             box.border_subtitle = "esc to close"
             yield Static(self._body)
+        yield Footer()
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

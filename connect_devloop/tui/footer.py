@@ -12,7 +12,9 @@ from textual.widgets._footer import FooterKey
 
 __all__ = ["OPTIONAL_ACTIONS", "DashboardFooter"]
 
-OPTIONAL_ACTIONS = frozenset({"open_host", "copy_url", "focus_log"})
+# The requests' "p Replay" too: "/ Filter" stays, and the card (Enter) shows its replay keys in
+# a footer of its own.
+OPTIONAL_ACTIONS = frozenset({"open_host", "copy_url", "focus_log", "replay_selected"})
 
 
 class DashboardFooter(Footer):

@@ -20,6 +20,7 @@ __all__ = [
     "elapsed",
     "host_state_label",
     "latency",
+    "precise_clock",
     "reason_label",
     "short_url",
     "truncate",
@@ -42,6 +43,11 @@ _REASONS = {
 def clock(ts: float) -> str:
     """Local wall-clock time of an event, to the second: the panels are narrower than a log."""
     return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def precise_clock(ts: float) -> str:
+    """``clock`` to the millisecond: when a captured request began."""
+    return f"{clock(ts)}.{int(ts % 1 * 1000):03d}"
 
 
 def duration(ms: float | None) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-__all__ = ["BrowserOpened", "DaemonExited", "EventsPending", "LogLine"]
+__all__ = ["BrowserOpened", "DaemonExited", "EventsPending", "LogLine", "ReplayRequested"]
 
 
 @dataclass
@@ -37,3 +37,16 @@ class BrowserOpened(Message):
     url: str
     opened: bool
     error: str = ""
+
+
+@dataclass
+class ReplayRequested(Message):
+    """Send captured request ``id`` again (``p`` on the requests, ``r``/``e``/``u`` on a card).
+
+    ``edit``: in the editor first; ``edited``: the text already edited (sent again unchanged
+    after a replay that could not re-sign); ``unchanged``: the token as captured."""
+
+    id: int
+    edit: bool = False
+    edited: str | None = None
+    unchanged: bool = False
