@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -137,7 +136,8 @@ class Capture:
         self.keep = keep
         self.body_limit = body_limit
         self._clock = clock
-        self._exchanges: OrderedDict[int, Exchange] = OrderedDict()
+        # Ids are consecutive: the oldest kept is always ``last_id - keep + 1``.
+        self._exchanges: dict[int, Exchange] = {}
         self._last_id = 0
         # Replays sent through the proxy, by the local port of their connection: the relay
         # sees them as any other client, and this is how their exchange learns what it replays.
@@ -167,8 +167,8 @@ class Capture:
         exchange.failure = failure
         exchanges = self._exchanges
         exchanges[number] = exchange
-        if len(exchanges) > self.keep:
-            exchanges.popitem(last=False)
+        if number > self.keep:
+            exchanges.pop(number - self.keep, None)
         if exchange.replay_of:
             waiting = self._replays.pop(exchange.client_port, None)
             if waiting is not None and not waiting[1].done():

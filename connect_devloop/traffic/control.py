@@ -72,7 +72,6 @@ class ControlServer:
         await self._runner.setup()
         sock = self._bind()
         await web.SockSite(self._runner, sock).start()
-        self._stop_listening = self._service.capture.listen(self._announce)
 
     def _bind(self) -> socket.socket:
         with contextlib.suppress(FileNotFoundError):
@@ -141,6 +140,9 @@ class ControlServer:
             )
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(_FOLLOW_QUEUE)
         self._followers.add(queue)
+        if self._stop_listening is None:
+            # Only while someone follows: the proxy calls no listener for each request else.
+            self._stop_listening = self._service.capture.listen(self._announce)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         try:
             await response.prepare(request)
@@ -152,6 +154,9 @@ class ControlServer:
             pass  # the follower left
         finally:
             self._followers.discard(queue)
+            if not self._followers and self._stop_listening is not None:
+                self._stop_listening()
+                self._stop_listening = None
         return response
 
     def _announce(self, exchange: Exchange) -> None:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from .. import __version__
 from ..proxy.capture import Exchange
 from ..redact import mask_value, masked_mapping
-from .view import Body, ViewContext, body_of, detail, request_credentials, response_headers
+from .view import Body, ViewContext, bodies, detail, response_headers
 
 __all__ = ["HAR_VERSION", "to_har"]
 
@@ -53,27 +53,9 @@ def to_har(
 
 def _entry(exchange: Exchange, context: ViewContext, include_secrets: bool) -> dict[str, Any]:
     shown = detail(exchange, context, include_secrets=include_secrets)
-    # detail() gives bodies as summaries; HAR needs their text, so they are asked for again with
-    # the same arguments detail() uses (the request's credentials are scrubbed from both).
-    known = [] if include_secrets else request_credentials(exchange)
-    request = exchange.request
-    request_body = body_of(
-        exchange.request_body,
-        exchange.request_size,
-        request.headers,
-        chunked=request.chunked,
-        include_secrets=include_secrets,
-        known=known,
-    )
+    # detail() gives bodies as summaries; HAR needs their text: the same bodies, as Body.
+    request_body, response_body = bodies(exchange, include_secrets=include_secrets)
     raw_response_headers = response_headers(exchange)
-    response_body = body_of(
-        exchange.response_body,
-        exchange.response_size,
-        raw_response_headers,
-        chunked=exchange.response_chunked,
-        include_secrets=include_secrets,
-        known=known,
-    )
     duration = max(exchange.duration_ms, 0.0)
     entry: dict[str, Any] = {
         "startedDateTime": shown["started"],

@@ -32,6 +32,7 @@ from ..redact import MASK, is_secret_name, mask_header, mask_path, mask_value, m
 __all__ = [
     "Body",
     "ViewContext",
+    "bodies",
     "body_of",
     "dechunk",
     "detail",
@@ -40,6 +41,8 @@ __all__ = [
     "request_token",
     "response_headers",
     "summary",
+    "tenant_of",
+    "verdict_word",
 ]
 
 # What a text body shows at most (the capture keeps more for HAR and replays).
@@ -131,8 +134,8 @@ def summary(exchange: Exchange) -> dict[str, Any]:
         "path": mask_path(exchange.request.target),
         "status": exchange.status,
         "duration_ms": exchange.duration_ms,
-        "jwt": _verdict_word(verdict),
-        "tenant": _tenant(verdict),
+        "jwt": verdict_word(verdict),
+        "tenant": tenant_of(verdict),
         "request_size": exchange.request_size,
         "response_size": exchange.response_size,
         "replay_of": exchange.replay_of,
@@ -146,7 +149,7 @@ def detail(
     """Everything about one exchange, as JSON-ready data."""
     request = exchange.request
     token = request_token(exchange)
-    known = [] if include_secrets else request_credentials(exchange)
+    request_body, response_body = bodies(exchange, include_secrets=include_secrets)
     status_line, headers = _split_head(exchange.response_head)
     reason = (
         status_line.split(" ", 2)[2] if status_line.count(" ") >= 2 else _phrase(exchange.status)
@@ -159,14 +162,7 @@ def detail(
             "target": request.target if include_secrets else mask_path(request.target),
             "http_version": request.version,
             "headers": _headers(request.headers, include_secrets),
-            "body": body_of(
-                exchange.request_body,
-                exchange.request_size,
-                request.headers,
-                chunked=request.chunked,
-                include_secrets=include_secrets,
-                known=known,
-            ).to_dict(),
+            "body": request_body.to_dict(),
         },
         "response": {
             "status": exchange.status,
@@ -174,14 +170,7 @@ def detail(
             "http_version": status_line.split(" ", 1)[0] if status_line else "HTTP/1.1",
             "local": exchange.local,
             "headers": _headers(headers, include_secrets),
-            "body": body_of(
-                exchange.response_body,
-                exchange.response_size,
-                headers,
-                chunked=exchange.response_chunked,
-                include_secrets=include_secrets,
-                known=known,
-            ).to_dict(),
+            "body": response_body.to_dict(),
         },
         "jwt_detail": _jwt_detail(exchange, token, context, include_secrets),
         "verdict": (
@@ -190,6 +179,31 @@ def detail(
             else exchange.verdict
         ),
     }
+
+
+def bodies(exchange: Exchange, *, include_secrets: bool = False) -> tuple[Body, Body]:
+    """The request's and the response's body, decoded and masked; every credential the
+    request carried is scrubbed from both (an add-on may echo one)."""
+    known = [] if include_secrets else request_credentials(exchange)
+    request = exchange.request
+    return (
+        body_of(
+            exchange.request_body,
+            exchange.request_size,
+            request.headers,
+            chunked=request.chunked,
+            include_secrets=include_secrets,
+            known=known,
+        ),
+        body_of(
+            exchange.response_body,
+            exchange.response_size,
+            response_headers(exchange),
+            chunked=exchange.response_chunked,
+            include_secrets=include_secrets,
+            known=known,
+        ),
+    )
 
 
 def response_headers(exchange: Exchange) -> list[tuple[str, str]]:
@@ -409,7 +423,8 @@ def _iso(seconds: float) -> str:
     return f"{whole}.{int(seconds % 1 * 1000):03d}Z"
 
 
-def _verdict_word(verdict: Mapping[str, Any] | None) -> str:
+def verdict_word(verdict: Mapping[str, Any] | None) -> str:
+    """The verdict in one word or two, as ``connect-dev requests`` says it ("" without a JWT)."""
     if verdict is None:
         return ""
     if verdict.get("verified") is True:
@@ -417,7 +432,8 @@ def _verdict_word(verdict: Mapping[str, Any] | None) -> str:
     return str(verdict.get("verdict") or "not verified")
 
 
-def _tenant(verdict: Mapping[str, Any] | None) -> str:
+def tenant_of(verdict: Mapping[str, Any] | None) -> str:
+    """The tenant a request's token named: its ``clientKey`` (``iss``), "" without a JWT."""
     if verdict is None:
         return ""
     return str(verdict.get("tenant") or verdict.get("iss") or "")

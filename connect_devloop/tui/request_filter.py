@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ..events import RequestServed
 from ..redact import mask_path
+from ..traffic.view import tenant_of, verdict_word
 
-__all__ = ["RequestFilter", "tenant_of", "verdict_word"]
+__all__ = ["RequestFilter"]
 
 _STATUS = re.compile(r"[1-5][0-9xX]{0,2}")
 _BARE_STATUS = re.compile(r"[1-5][0-9xX]{2}")
@@ -61,22 +61,6 @@ class RequestFilter:
 
     def matches(self, request: RequestServed) -> bool:
         return all(term.matches(request) for term in self.terms)
-
-
-def verdict_word(verdict: Mapping[str, Any] | None) -> str:
-    """The verdict in one word or two, as ``connect-dev requests`` says it ("" without a JWT)."""
-    if verdict is None:
-        return ""
-    if verdict.get("verified") is True:
-        return "verified"
-    return str(verdict.get("verdict") or "not verified")
-
-
-def tenant_of(verdict: Mapping[str, Any] | None) -> str:
-    """The tenant a request's token named: its ``clientKey`` (``iss``), "" without a JWT."""
-    if verdict is None:
-        return ""
-    return str(verdict.get("tenant") or verdict.get("iss") or "")
 
 
 def _words(text: str) -> list[str]:
