@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .http1 import RequestHead
+from .http1 import RequestHead, parse_request_head
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_KEEP", "Capture", "Exchange"]
 
@@ -35,14 +35,15 @@ class Exchange:
     within the cap is kept as the ``bytes`` the transport gave, uncopied)."""
 
     __slots__ = (
+        "_request",
         "client_port",
         "duration_ms",
         "failure",
+        "head_text",
         "id",
         "limit",
         "local",
         "replay_of",
-        "request",
         "request_body",
         "request_size",
         "response_body",
@@ -55,9 +56,17 @@ class Exchange:
     )
 
     def __init__(
-        self, request: RequestHead, started: float, limit: int, client_port: int = 0
+        self,
+        request: RequestHead,
+        started: float,
+        limit: int,
+        client_port: int = 0,
+        head_text: str = "",
     ) -> None:
-        self.request = request
+        self._request: RequestHead | None = request
+        # The request head as received: what is kept once the exchange is reported (see
+        # ``keep``), and parsed again only when someone looks.
+        self.head_text = head_text
         self.started = started  # wall-clock seconds
         self.limit = limit  # bytes kept of each body
         # the local port of the client's connection (replays are found by it)
@@ -76,6 +85,24 @@ class Exchange:
         self.verdict: dict[str, Any] | None = None
         self.failure = ""
         self.replay_of = 0  # the id this exchange replays (0: it came from a client)
+
+    @property
+    def request(self) -> RequestHead:
+        request = self._request
+        if request is None:
+            request = self._request = parse_request_head(self.head_text)
+        return request
+
+    def keep(self) -> None:
+        """Let go of what was parsed: a kept exchange holds a few strings and bytes, not the
+        parsed head's dozens of objects, which the relay would otherwise have freed while they
+        were still in the cache (freeing them 500 requests later cost the relay measurably)."""
+        if self.head_text:
+            self._request = None
+        if type(self.request_body) is bytearray:
+            self.request_body = bytes(self.request_body)
+        if type(self.response_body) is bytearray:
+            self.response_body = bytes(self.response_body)
 
     def add_request_body(self, piece: bytes | bytearray | memoryview) -> None:
         size = len(piece)
@@ -144,8 +171,9 @@ class Capture:
         self._replays: dict[int, tuple[int, asyncio.Future[Exchange]]] = {}
         self._listeners: list[Callable[[Exchange], None]] = []
 
-    def begin(self, request: RequestHead, client_port: int) -> Exchange:
-        exchange = Exchange(request, self._clock(), self.body_limit, client_port=client_port)
+    def begin(self, request: RequestHead, client_port: int, head_text: str = "") -> Exchange:
+        """An exchange for ``request`` (``head_text``: its head as received, what is kept)."""
+        exchange = Exchange(request, self._clock(), self.body_limit, client_port, head_text)
         if self._replays and client_port in self._replays:
             exchange.replay_of = self._replays[client_port][0]
         return exchange
@@ -165,6 +193,7 @@ class Capture:
         exchange.duration_ms = round(seconds * 1000, 2)
         exchange.verdict = verdict
         exchange.failure = failure
+        exchange.keep()
         exchanges = self._exchanges
         exchanges[number] = exchange
         if number > self.keep:

@@ -311,6 +311,7 @@ class ClientConnection(asyncio.Protocol):
         self._tee: bytearray | None = None  # a copy of the body for the inspector
         self._inspection: asyncio.Task[Verdict] | None = None
         self._cap: Exchange | None = None  # what the capture keeps of this exchange
+        self._head_text = ""  # the current request's head as received (for the capture)
 
     # --- asyncio callbacks ------------------------------------------------------------------
 
@@ -347,13 +348,15 @@ class ClientConnection(asyncio.Protocol):
                 self._process()
                 return
             try:
-                request = parse_request_head(data[:end].decode("latin-1"))
+                text = data[:end].decode("latin-1")
+                request = parse_request_head(text)
             except HttpError as exc:
                 self._refuse(exc)
                 return
             end += 4
             if end < len(data):
                 self._buf += memoryview(data)[end:]
+            self._head_text = text
             self._begin(request)
             if self._buf:
                 self._process()
@@ -620,6 +623,7 @@ class ClientConnection(asyncio.Protocol):
         except HttpError as exc:
             self._refuse(exc)
             return False
+        self._head_text = text
         self._begin(request)
         return True
 
@@ -642,7 +646,9 @@ class ClientConnection(asyncio.Protocol):
         self._tee = None
         self._inspection = None
         capture = self.relay.capture
-        cap = self._cap = capture.begin(request, self.peer_port) if capture is not None else None
+        cap = self._cap = (
+            capture.begin(request, self.peer_port, self._head_text) if capture is not None else None
+        )
         handler = self.handler
         local = handler.local_response(request)
         if local is not None:
