@@ -40,7 +40,6 @@ from .events import (
     EventBus,
     Ready,
     RegistrationFailed,
-    RequestServed,
     Stopped,
     Warning,
 )
@@ -183,10 +182,13 @@ class Supervisor:
         )
         self.proxy = Proxy(
             self.config.addon_url,
-            self._emit_from_proxy,
+            self._emit,
             port=self.config.proxy_port,
             inspector=self._inspector,
             capture=capture,
+            # The tunnel keeper's probes are not the add-on's traffic: not in the log, nor
+            # in the capture.
+            unreported=is_probe_path,
         )
         tunnel = self._tunnel or create_tunnel(
             self.config, emit=self._emit, ngrok_authtoken_lookup=self._ngrok_authtoken_lookup
@@ -435,12 +437,6 @@ class Supervisor:
         # The host's lifecycle callbacks came before its answer: log them first.
         if self.proxy is not None:
             await self.proxy.callbacks_reported()
-
-    def _emit_from_proxy(self, event: Event) -> None:
-        # The tunnel keeper's probes are not the add-on's traffic: keep them out of the log.
-        if isinstance(event, RequestServed) and is_probe_path(event.path):
-            return
-        self._emit(event)
 
     def _publish_url(self, url: str) -> None:
         """The tunnel (re)opened at ``url``: serve the descriptor rendered for it."""

@@ -672,3 +672,31 @@ async def test_a_body_that_stops_coming_is_captured_with_the_local_408(
     assert exchange.response_head.startswith("HTTP/1.1 408 Request Timeout")
     assert bytes(exchange.response_body) == answer.body == b"request body timed out\n"
     assert (bytes(exchange.request_body), exchange.request_size) == (b"only ten b", 10)
+
+
+async def test_connect_devs_own_requests_are_neither_captured_nor_reported(
+    addon: Addon, events: EventLog
+) -> None:
+    # The tunnel keeper's probes go through the proxy; the ids stay those of the add-on's
+    # traffic, as the log shows it, with no gaps.
+    capture = Capture()
+    proxy = Proxy(
+        addon.url,
+        events,
+        port=0,
+        capture=capture,
+        unreported=lambda target: target.startswith("/sized/1?probe="),
+    )
+    await proxy.start()
+    try:
+        async with connection(proxy) as client:
+            await client.send(get("/sized/1?probe=abc"))
+            assert (await client.response()).status == 200
+            await client.send(get("/sized/2"))
+            assert (await client.response()).status == 200
+        [event] = await reported(events, 1)
+    finally:
+        await proxy.close()
+    assert (event.path, event.id) == ("/sized/2", 1)
+    assert [(e.id, e.request.target) for e in capture.all()] == [(1, "/sized/2")]
+    assert addon.seen == ["/sized/1?probe=abc", "/sized/2"]

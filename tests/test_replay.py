@@ -581,3 +581,19 @@ async def test_a_proxy_that_is_gone_is_a_replay_error(events: EventLog) -> None:
     with pytest.raises(ReplayError) as info:
         await replay(rig.capture, url, original.id, signer=rig.signer, context=CONTEXT)
     assert info.value.message.startswith(f"cannot reach the proxy at {url}: ")
+
+
+def test_the_body_diff_of_two_pages_is_their_html_not_their_summaries() -> None:
+    from connect_devloop.traffic.replay import body_diff
+
+    def page(number: int, text: str) -> Exchange:
+        head = parse_request_head("GET /page HTTP/1.1\r\nHost: h")
+        made = Exchange(head, 0.0, 65536)
+        made.id = number
+        made.response_head = "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8"
+        made.add_response_body(text.encode(), 0, len(text.encode()))
+        return made
+
+    diff = body_diff(page(1, "<p>before</p>\n"), page(2, "<p>after!</p>\n"))
+    assert "-<p>before</p>" in diff
+    assert "+<p>after!</p>" in diff

@@ -123,8 +123,13 @@ class Proxy:
         upstream_timeout: float = 300.0,
         inspector: Inspector | None = None,
         capture: Capture | None = None,
+        unreported: Callable[[str], bool] | None = None,
     ) -> None:
+        """``unreported``: true for a request target that is connect-dev's own (the tunnel
+        keeper's probes), which is neither captured nor reported: the ids the inspector gives
+        are then those of the add-on's traffic, with no gaps."""
         self.addon_url = addon_url.rstrip("/")
+        self._unreported = unreported
         self.capture = capture
         self._emit = emit
         self._port = port
@@ -308,6 +313,8 @@ class Proxy:
         failure: str,
         exchange: Exchange | None = None,
     ) -> None:
+        if self._unreported is not None and self._unreported(request.target):
+            return
         number = replay_of = 0
         if exchange is not None and self.capture is not None:
             number = self.capture.commit(exchange, status, seconds, verdict, failure)

@@ -37,7 +37,7 @@ from ..proxy.capture import Capture, Exchange
 from ..proxy.http1 import HOP_BY_HOP
 from ..redact import MASK, is_secret_name
 from ..secret import Secret
-from .view import ViewContext, body_of, dechunk, request_credentials, response_headers, summary
+from .view import ViewContext, bodies, dechunk, summary
 
 __all__ = [
     "CannotResignError",
@@ -431,14 +431,10 @@ def _json_secrets(text: str) -> list[str]:
 
 
 def _shown(exchange: Exchange) -> str:
-    body = body_of(
-        exchange.response_body,
-        exchange.response_size,
-        response_headers(exchange),
-        chunked=exchange.response_chunked,
-        known=request_credentials(exchange),
-    )
-    return body.shown
+    """The response body as the diff compares it: as shown (pretty JSON, form lines, text),
+    but an HTML page as its masked text, not its one-line summary."""
+    body = bodies(exchange)[1]
+    return body.text or "" if body.kind == "html" else body.shown
 
 
 def not_captured(capture: Capture, exchange_id: int) -> NotCapturedError:
