@@ -597,3 +597,16 @@ def test_the_body_diff_of_two_pages_is_their_html_not_their_summaries() -> None:
     diff = body_diff(page(1, "<p>before</p>\n"), page(2, "<p>after!</p>\n"))
     assert "-<p>before</p>" in diff
     assert "+<p>after!</p>" in diff
+
+
+async def test_a_token_in_both_the_header_and_the_query_is_re_signed_in_both(rig: Rig) -> None:
+    token = sign("GET", "/panel", "lang=en", age=600)
+    original = await rig.send(
+        wire("GET", f"/panel?lang=en&jwt={token}", f"Authorization: JWT {token}")
+    )
+    outcome = await rig.replay(original.id)
+    assert outcome.replay.status == 200, rig.seen[-1].reason
+    seen = rig.seen[-1]
+    assert seen.token is not None
+    assert seen.token != token
+    assert seen.target == f"/panel?lang=en&jwt={seen.token}"

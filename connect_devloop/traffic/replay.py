@@ -134,6 +134,9 @@ async def replay(
         else:
             new_token, note = await _resign(token[1], request, original, signer, context, clock)
             _put_token(request, token[0], new_token)
+            if token[0] == "header" and _query_token(request.target) is not None:
+                # The same request carried it in ?jwt= too: an add-on may read either.
+                _put_token(request, "query", new_token)
             signing = "re-signed"
     sent = await _send(capture, proxy_url, exchange_id, request)
     return ReplayOutcome(original, sent, signing, note)
@@ -295,10 +298,14 @@ def _token_of(request: _Request) -> tuple[str, str] | None:
             scheme, _, credentials = value.strip().partition(" ")
             if scheme.upper() == "JWT" and credentials.strip():
                 return "header", credentials.strip()
-    query = request.target.partition("?")[2]
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    in_query = _query_token(request.target)
+    return None if in_query is None else ("query", in_query)
+
+
+def _query_token(target: str) -> str | None:
+    for name, value in parse_qsl(target.partition("?")[2], keep_blank_values=True):
         if name == jwt.JWT_PARAM and value:
-            return "query", value
+            return value
     return None
 
 
