@@ -18,6 +18,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from .format import status_style
+
 __all__ = ["body_renderable", "decoded_jwt", "exchange_parts"]
 
 _JSON = JSONHighlighter()  # regular expressions over the text: cheap, unlike a lexer
@@ -31,7 +33,7 @@ def exchange_parts(detail: Mapping[str, Any]) -> list[RenderableType]:
     answered = Text.assemble(
         ("Response", "bold"),
         "  ",
-        (f"{response['status']} {response['reason']}".strip(), _status_style(response["status"])),
+        (f"{response['status']} {response['reason']}".strip(), status_style(response["status"])),
     )
     if response.get("local"):
         answered.append("  answered by the proxy, not the add-on", "dim")
@@ -124,9 +126,3 @@ def _grid(rows: Sequence[tuple[str, Text]]) -> Table:
     for name, value in rows:
         table.add_row("  " + name, value)
     return table
-
-
-def _status_style(status: int) -> str:
-    if status >= 500:
-        return "bold red"
-    return "yellow" if status >= 400 else "green"

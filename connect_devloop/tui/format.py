@@ -23,6 +23,7 @@ __all__ = [
     "precise_clock",
     "reason_label",
     "short_url",
+    "status_style",
     "truncate",
     "verdict_label",
 ]
@@ -124,3 +125,11 @@ def verdict_label(verdict: dict[str, Any] | None) -> str:
         return "✔ verified"
     label = verdict.get("verdict") or verdict.get("reason") or "not verified"
     return f"✖ {label}"
+
+
+def status_style(status: int) -> str:
+    """The colour of a status where it is read in full (the request card, a replay's outcome):
+    red for the server's failures, yellow for the client's, green otherwise."""
+    if status >= 500:
+        return "bold red"
+    return "yellow" if status >= 400 else "green"

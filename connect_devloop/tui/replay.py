@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.binding import Binding
 
 from .detail import DetailScreen
-from .format import latency
+from .format import latency, status_style
 from .messages import ReplayRequested
 
 __all__ = ["ReplayFailed", "ReplayResult", "failure_renderable", "outcome_renderable"]
@@ -93,8 +93,7 @@ def failure_renderable(
 
 
 def _status(status: int) -> Text:
-    style = "bold red" if status >= 500 else "yellow" if status >= 400 else "green"
-    return Text(str(status), style)
+    return Text(str(status), status_style(status))
 
 
 def _jwt(word: str) -> Text:

@@ -16,7 +16,7 @@ from ..events import RequestServed
 from ..redact import mask_headers, mask_path, masked_mapping
 from .detail import DetailScreen
 from .exchange_view import decoded_jwt, exchange_parts
-from .format import clock, latency, precise_clock, verdict_label
+from .format import clock, latency, precise_clock, status_style, verdict_label
 from .messages import ReplayRequested
 
 __all__ = ["RequestDetail", "request_renderable"]
@@ -57,7 +57,7 @@ class RequestDetail(DetailScreen):
 def request_renderable(
     request: RequestServed, detail: Mapping[str, Any] | None = None, note: str = ""
 ) -> RenderableType:
-    status_style = _status_style(request.status)
+    status_colour = status_style(request.status)
     # The capture knows when the request began, to the millisecond; the event when it ended.
     when = precise_clock(detail["ts"]) if detail is not None else clock(request.ts)
     summary = Text.assemble(
@@ -66,7 +66,7 @@ def request_renderable(
         mask_path(request.path),
         "\n",
         ("status ", "dim"),
-        (str(request.status), status_style),
+        (str(request.status), status_colour),
         ("   took ", "dim"),
         latency(request.duration_ms),
         ("   at ", "dim"),
@@ -131,12 +131,6 @@ def _verdict(
             table.add_row("  " + key, value)
         lines.append(table)
     return lines
-
-
-def _status_style(status: int) -> str:
-    if status >= 500:
-        return "bold red"
-    return "yellow" if status >= 400 else "green"
 
 
 def _value(value: Any) -> Text:
