@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from .. import jwt
 from ..errors import DevloopError
@@ -37,7 +37,7 @@ from ..proxy.capture import Capture, Exchange
 from ..proxy.http1 import HOP_BY_HOP
 from ..redact import MASK, is_secret_name
 from ..secret import Secret
-from .view import ViewContext, bodies, dechunk, summary
+from .view import ViewContext, bodies, dechunk, query_token, summary, token_in
 
 __all__ = [
     "CannotResignError",
@@ -127,14 +127,14 @@ async def replay(
         )
     request = _as_captured(original) if edited is None else parse_edited(edited, original)
     signing, note = "none", "the request carried no Connect JWT: sent as captured"
-    token = _token_of(request)
+    token = token_in(request.headers, request.target)
     if token is not None:
         if unchanged:
             signing, note = "unchanged", "sent with the token as captured (not re-signed)"
         else:
             new_token, note = await _resign(token[1], request, original, signer, context, clock)
             _put_token(request, token[0], new_token)
-            if token[0] == "header" and _query_token(request.target) is not None:
+            if token[0] == "header" and query_token(request.target) is not None:
                 # The same request carried it in ?jwt= too: an add-on may read either.
                 _put_token(request, "query", new_token)
             signing = "re-signed"
@@ -292,23 +292,6 @@ async def _resign(
     return jwt.encode_hs256(fresh, secret.reveal()), note
 
 
-def _token_of(request: _Request) -> tuple[str, str] | None:
-    for name, value in request.headers:
-        if name.lower() == "authorization":
-            scheme, _, credentials = value.strip().partition(" ")
-            if scheme.upper() == "JWT" and credentials.strip():
-                return "header", credentials.strip()
-    in_query = _query_token(request.target)
-    return None if in_query is None else ("query", in_query)
-
-
-def _query_token(target: str) -> str | None:
-    for name, value in parse_qsl(target.partition("?")[2], keep_blank_values=True):
-        if name == jwt.JWT_PARAM and value:
-            return value
-    return None
-
-
 def _put_token(request: _Request, where: str, token: str) -> None:
     if where == "header":
         request.headers = [
@@ -398,7 +381,8 @@ def _secrets_of(request: _Request) -> list[str]:
             found += (value, raw)
     found += _json_secrets(text)
     unique = sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
-    return [value for value in unique if value in _haystack(request)]
+    haystack = _haystack(request)
+    return [value for value in unique if value in haystack]
 
 
 def _fields(text: str) -> Iterator[tuple[str, str, str]]:

@@ -37,11 +37,13 @@ __all__ = [
     "dechunk",
     "detail",
     "mask_json_text",
+    "query_token",
     "request_credentials",
     "request_token",
     "response_headers",
     "summary",
     "tenant_of",
+    "token_in",
     "verdict_word",
 ]
 
@@ -92,17 +94,28 @@ class Body:
 
 def request_token(exchange: Exchange) -> tuple[str, str] | None:
     """The request's Connect JWT and where it was: ``("header" | "query", token)``."""
-    request = exchange.request
+    return token_in(exchange.request.headers, exchange.request.target)
+
+
+def token_in(headers: Iterable[tuple[str, str]], target: str) -> tuple[str, str] | None:
+    """The Connect JWT of a request with ``headers`` for ``target``, and where it is: the first
+    ``Authorization`` header's when it says ``JWT``, else ``?jwt=`` (as the inspector and
+    ``jwt.token_from_request`` read it)."""
     authorization = next(
-        (value for name, value in request.headers if name.lower() == "authorization"), None
+        (value for name, value in headers if name.lower() == "authorization"), None
     )
-    if authorization:
-        scheme, _, credentials = authorization.strip().partition(" ")
-        if scheme.upper() == "JWT" and credentials.strip():
-            return "header", credentials.strip()
-    for name, value in parse_qsl(request.query, keep_blank_values=True):
+    token = jwt.token_from_request(authorization, {})
+    if token is not None:
+        return "header", token
+    token = query_token(target)
+    return None if token is None else ("query", token)
+
+
+def query_token(target: str) -> str | None:
+    """The ``?jwt=`` of ``target`` (a path with its query), or None."""
+    for name, value in parse_qsl(target.partition("?")[2], keep_blank_values=True):
         if name == jwt.JWT_PARAM and value:
-            return "query", value
+            return value
     return None
 
 
