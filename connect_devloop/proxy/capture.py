@@ -1,11 +1,12 @@
 """The proxy's memory of recent exchanges: the traffic inspector's raw material.
 
 The relay (``relay.py``) hands each exchange's parts to an ``Exchange`` as they pass: the
-request head it already parsed, the first ``body_limit`` bytes of each body (the rest is
-counted, not kept) and the response head's text. Nothing is parsed, decoded or masked here:
-that costs time only when someone looks (``connect_devloop.traffic``). ``Capture`` keeps the
-last ``keep`` exchanges once they are reported, numbered in the order their ``request``
-events go out, so an id in the log, the dashboard and ``connect-dev requests`` is one id.
+request head as it was received, the first ``body_limit`` bytes of each body (the rest is
+counted, not kept) and the response head's text. Nothing is decoded or masked here, and a
+kept head is parsed again only when someone looks (``connect_devloop.traffic``). ``Capture``
+keeps the last ``keep`` exchanges once they are reported, numbered in the order their
+``request`` events go out, so an id in the log, the dashboard and ``connect-dev requests`` is
+one id.
 
 Everything here is raw, credentials included: a replay that is asked to send a request
 unchanged needs them. It lives in the daemon's memory only; whatever leaves it is masked by

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from .. import __version__
 from ..proxy.capture import Exchange
-from ..redact import mask_value, masked_mapping
+from ..redact import mask_value
 from .view import Body, ViewContext, bodies, detail, response_headers
 
 __all__ = ["HAR_VERSION", "to_har"]
@@ -70,7 +70,7 @@ def _entry(exchange: Exchange, context: ViewContext, include_secrets: bool) -> d
         "_id": exchange.id,
         "_replayOf": exchange.replay_of or None,
         "_local": exchange.local,
-        "_jwt": _jwt(exchange, shown, include_secrets),
+        "_jwt": _jwt(shown),
     }
     if exchange.client_port:
         entry["connection"] = str(exchange.client_port)
@@ -134,7 +134,7 @@ def _response(
             for value in _values(raw_headers, "set-cookie")
         ],
         "headers": _headers(headers),
-        "content": _content(body, exchange, raw_headers, include_secrets),
+        "content": _content(body, include_secrets),
         "redirectURL": location,
         "headersSize": -1,
         "bodySize": exchange.response_size,
@@ -161,9 +161,7 @@ def _post_data(body: Body, include_secrets: bool) -> dict[str, Any]:
     return data
 
 
-def _content(
-    body: Body, exchange: Exchange, raw_headers: list[tuple[str, str]], include_secrets: bool
-) -> dict[str, Any]:
+def _content(body: Body, include_secrets: bool) -> dict[str, Any]:
     content: dict[str, Any] = {"size": body.size, "mimeType": body.content_type}
     if body.note.startswith("decoded from") and not body.truncated:
         # HAR's size is the decoded content's, and ``compression`` what the encoding saved.
@@ -283,12 +281,10 @@ def _origin(exchange: Exchange, context: ViewContext) -> str:
 # --- the JWT --------------------------------------------------------------------------------
 
 
-def _jwt(exchange: Exchange, shown: dict[str, Any], include_secrets: bool) -> dict[str, Any] | None:
-    verdict = exchange.verdict
+def _jwt(shown: dict[str, Any]) -> dict[str, Any] | None:
+    # ``detail`` gives the verdict masked as the dashboard shows it (unless secrets were asked).
+    verdict: dict[str, Any] | None = shown["verdict"]
     token: dict[str, Any] | None = shown["jwt_detail"]
     if verdict is None and token is None:
         return None
-    if verdict is not None and not include_secrets:
-        # The dashboard shows a verdict's evidence through masked_mapping; so does the file.
-        verdict = masked_mapping(verdict)
     return {"verdict": shown["jwt"], "tenant": shown["tenant"], "checks": verdict, "token": token}
