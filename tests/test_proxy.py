@@ -366,3 +366,22 @@ async def test_a_crash_in_a_proxy_task_is_reported_not_swallowed(
     assert error.message.startswith(  # type: ignore[attr-defined]
         "proxy task 'report request' stopped on an unexpected error: RuntimeError (raised at "
     )
+
+
+def test_the_events_headers_are_masked_as_redact_masks_headers() -> None:
+    # The proxy inlines redact.mask_header's rule (it runs for every header of every request):
+    # the two must never say different things.
+    from connect_devloop.proxy.server import _masked_headers
+    from connect_devloop.redact import mask_headers
+
+    headers = [
+        ("Authorization", "JWT eyJhbGciOiJIUzI1NiJ9.e30.sig"),
+        ("Cookie", "session=abc123"),
+        ("X-Api-Token", "planted-token-value"),
+        ("Referer", "https://site.example/page?lang=en&jwt=eyJ.payload.sig"),
+        ("Location", "/next?%6Awt=encoded-token&x=1"),
+        ("Accept", "*/*"),
+        ("X-Plain", "a?b=c"),
+    ]
+    assert _masked_headers(headers) == dict(mask_headers(headers))
+    assert _masked_headers(headers) == dict(mask_headers(headers))  # from the name cache too
