@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..daemon import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
-from ..traffic.editor import edit_in_editor
+from ..traffic.editor import edit_in_editor, has_request
 
 __all__ = ["add_parsers", "format_summary"]
 
@@ -189,7 +189,7 @@ async def _replay(state_dir: Path, args: argparse.Namespace, out: TextIO) -> int
         if args.edit:
             text = (await client.get(f"/requests/{args.id}/edit"))["text"]
             edited = await asyncio.to_thread(edit_in_editor, text)
-            if not _has_request(edited):
+            if not has_request(edited):
                 print("nothing sent: the edited request is empty", file=out)
                 return EXIT_FAILURE
         outcome = await client.post(
@@ -218,7 +218,3 @@ def format_outcome(outcome: dict[str, Any]) -> str:
     if diff:
         lines.extend("  " + line for line in diff.splitlines())
     return "\n".join(lines)
-
-
-def _has_request(text: str) -> bool:
-    return any(line.strip() and not line.startswith("#") for line in text.splitlines())

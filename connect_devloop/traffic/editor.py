@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import DevloopError
 
-__all__ = ["edit_in_editor"]
+__all__ = ["edit_in_editor", "has_request"]
 
 
 def edit_in_editor(text: str) -> str:
@@ -38,3 +38,8 @@ def edit_in_editor(text: str) -> str:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)
+
+
+def has_request(text: str) -> bool:
+    """Whether an edited request holds anything but comments (an empty file sends nothing)."""
+    return any(line.strip() and not line.startswith("#") for line in text.splitlines())

@@ -43,6 +43,7 @@ from ..errors import DevloopError
 from ..events import AddonOutput, Event, EventBus, RequestServed
 from ..render.text import STOP_DASHBOARD, TextRenderer
 from ..state import HostState, State, reduce
+from ..traffic.editor import has_request
 from ..traffic.replay import ReplayError
 from .addon_output import AddonOutputPanel
 from .daemon_thread import ThreadedDaemon
@@ -57,7 +58,6 @@ from .hosts import HostsTable
 from .inspector import (
     NOT_CAPTURING,
     captured_detail,
-    has_request,
     offers_unchanged,
     replay_via,
     traffic_of,

@@ -20,7 +20,6 @@ from ..traffic.service import TrafficService
 __all__ = [
     "Inspectable",
     "captured_detail",
-    "has_request",
     "offers_unchanged",
     "replay_via",
     "traffic_of",
@@ -90,8 +89,3 @@ def offers_unchanged(error: ReplayError, *, unchanged: bool) -> bool:
     replay failed because connect-dev cannot re-sign it (an RS256 install callback, a tenant
     without a stored sharedSecret), not when the proxy could not be reached."""
     return not unchanged and isinstance(error, CannotResignError)
-
-
-def has_request(text: str) -> bool:
-    """Whether an edited request holds anything but comments (an empty file sends nothing)."""
-    return any(line.strip() and not line.startswith("#") for line in text.splitlines())
