@@ -45,6 +45,8 @@ import os, sys
 import asyncio, encodings.utf_8_sig, fcntl, json, tempfile
 import connect_devloop.cli, connect_devloop.commands.credentials, connect_devloop.config
 import connect_devloop.inspection, connect_devloop.render, connect_devloop.supervisor
+import connect_devloop.eventloop, connect_devloop.events
+connect_devloop.cli._build_parser()  # imports every command's module (the checkout may be 0700)
 os.setgroups([])
 os.setgid({NOBODY})
 os.setuid({NOBODY})
